@@ -1,0 +1,54 @@
+# One task file for people, README and CI alike.
+# `make demo` and `make test` install what they need first (idempotent: only when the lock changes).
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.hivid-installed
+
+export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
+export DO_NOT_TRACK ?= 1
+export HF_HUB_OFFLINE ?= 1
+export TOKENIZERS_PARALLELISM ?= false
+
+.PHONY: install demo test test-fast lint format typecheck check lock clean
+
+install: $(STAMP)
+
+$(STAMP): requirements.lock pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps -r requirements.lock
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
+	$(PY) -m pip check || true
+	@touch $(STAMP)
+
+## README command 1: the nightly pipeline on the demo corpus, embedded default stack.
+demo: install
+	$(VENV)/bin/hivid nightly
+
+## README command 2: the whole test suite (slow end-to-end tests included).
+test: install
+	$(PY) -m pytest -q
+
+test-fast: install
+	$(PY) -m pytest -q -m "not slow"
+
+lint: install
+	$(VENV)/bin/ruff check src flows tests benchmarks
+	$(VENV)/bin/ruff format --check src flows tests benchmarks
+
+format: install
+	$(VENV)/bin/ruff check --fix src flows tests benchmarks
+	$(VENV)/bin/ruff format src flows tests benchmarks
+
+typecheck: install
+	$(VENV)/bin/mypy
+
+check: lint typecheck test
+
+## Re-pin: writes requirements.lock from the current environment (run after changing deps).
+lock:
+	$(PY) -m pip freeze --all --exclude-editable | grep -v '^hivid' > requirements.lock
+
+clean:
+	rm -rf outputs mlruns/mlflow.db mlruns/artifacts

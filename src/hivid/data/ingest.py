@@ -1,0 +1,199 @@
+"""The `ingest` stage: probe every raw video, hash it, join its metadata, write the manifest.
+
+Layout of a data root (what `hivid demo-data` writes and what a real corpus must follow)::
+
+    data/videos/<video_id>.<ext>        raw media
+    data/metadata/<video_id>.json       product metadata (brand, category, attributes, price)
+    data/ground_truth/<video_id>.json   optional reference chapters (benchmark videos)
+
+Outputs: ``manifest.jsonl`` (one row per usable video), ``quarantine.jsonl`` (one row per rejected
+file with a reason a person can act on) and ``summary.json``. A bad file never stops the batch.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from hivid.configbase import require
+from hivid.data.probe import ProbeError, probe_video, sha256_file
+from hivid.io import write_json, write_jsonl
+
+VIDEO_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+
+
+@dataclass
+class IngestConfig:
+    """Knobs of the ingest stage (params.yaml section ``ingest``)."""
+
+    extensions: list[str] = field(default_factory=lambda: [".mp4", ".mov", ".mkv", ".webm"])
+    """File suffixes under ``videos/`` that are treated as videos; anything else is quarantined."""
+    min_fps: float = 1.0
+    """Videos below this frame rate are rejected."""
+    max_fps: float = 120.0
+    """Videos above this frame rate are rejected."""
+    max_duration_s: float = 3600.0
+    """Videos longer than this are rejected (a product video is minutes, not hours)."""
+    max_pixels: int = 3840 * 2160
+    """Frames with more pixels than this are rejected (protects the 1 fps decoder's memory)."""
+    require_metadata: bool = True
+    """Reject a video whose ``metadata/<id>.json`` is missing or malformed."""
+
+    def __post_init__(self) -> None:
+        require(bool(self.extensions), "ingest.extensions must not be empty")
+        require(0 < self.min_fps <= self.max_fps, "ingest: need 0 < min_fps <= max_fps")
+        require(self.max_duration_s > 0, "ingest.max_duration_s must be > 0")
+        require(self.max_pixels > 0, "ingest.max_pixels must be > 0")
+
+
+@dataclass
+class IngestSummary:
+    manifest: list[dict[str, Any]]
+    quarantined: list[dict[str, Any]]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "videos": len(self.manifest),
+            "quarantined": len(self.quarantined),
+            "video_ids": [r["video_id"] for r in self.manifest],
+            "quarantine": self.quarantined,
+        }
+
+
+class MetadataError(Exception):
+    """Product metadata is missing or malformed (message names the file and the problem)."""
+
+
+def load_metadata(path: Path) -> dict[str, Any]:
+    """Read and check a product metadata JSON; raise MetadataError with a one-line reason."""
+    if not path.exists():
+        raise MetadataError(f"{path}: metadata file not found")
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise MetadataError(f"{path}: metadata is not UTF-8 (byte {exc.start})") from None
+    try:
+        meta = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise MetadataError(f"{path}: metadata is not JSON ({exc.msg}, line {exc.lineno})") from None
+    if not isinstance(meta, dict):
+        raise MetadataError(f"{path}: metadata must be a JSON object")
+    problems = []
+    for key in ("brand", "category"):
+        if not isinstance(meta.get(key), str) or not meta.get(key, "").strip():
+            problems.append(f"'{key}' missing or not a non-empty string")
+    if not isinstance(meta.get("attributes"), dict):
+        problems.append("'attributes' missing or not an object")
+    price = meta.get("price")
+    amount = price.get("amount") if isinstance(price, dict) else None
+    if (
+        not isinstance(amount, int | float)
+        or isinstance(amount, bool)
+        or not math.isfinite(amount)
+        or amount < 0
+    ):
+        problems.append("'price.amount' missing or not a non-negative number")
+    if problems:
+        raise MetadataError(f"{path}: " + "; ".join(problems))
+    return meta
+
+
+def ingest(
+    data_root: Path,
+    cfg: IngestConfig,
+    progress: Callable[[str, int, int], None] | None = None,
+) -> IngestSummary:
+    """Probe every file under ``data_root/videos``; return manifest rows and quarantine rows."""
+    videos_dir = data_root / "videos"
+    if not videos_dir.is_dir():
+        raise FileNotFoundError(f"{videos_dir}: no videos/ directory in the data root")
+    files = sorted(p for p in videos_dir.rglob("*") if p.is_file() and not p.name.startswith("."))
+    manifest: list[dict[str, Any]] = []
+    quarantined: list[dict[str, Any]] = []
+    seen_hash: dict[str, str] = {}
+    seen_id: set[str] = set()
+
+    def reject(path: Path, reason: str, video_id: str | None = None) -> None:
+        quarantined.append(
+            {
+                "path": str(path.relative_to(data_root)),
+                "video_id": video_id,
+                "stage": "ingest",
+                "reason": f"{path.relative_to(data_root)}: {reason}",
+            }
+        )
+
+    for i, path in enumerate(files):
+        if progress:
+            progress(path.name, i, len(files))
+        video_id = path.stem
+        if path.suffix.lower() not in cfg.extensions:
+            reject(path, f"unsupported extension '{path.suffix}'")
+            continue
+        if not VIDEO_ID_RE.match(video_id) or ".." in video_id:
+            reject(path, f"invalid video id {video_id!r} (letters, digits, '_', '-', '.')")
+            continue
+        if video_id in seen_id:
+            reject(path, f"duplicate video id {video_id!r}", video_id)
+            continue
+        try:
+            info = probe_video(path)
+        except ProbeError as exc:
+            reject(path, exc.reason, video_id)
+            continue
+        checks = [
+            (cfg.min_fps <= info.fps <= cfg.max_fps, f"frame rate {info.fps} outside range"),
+            (info.duration <= cfg.max_duration_s, f"duration {info.duration}s too long"),
+            (info.width * info.height <= cfg.max_pixels, f"frame {info.width}x{info.height} too large"),
+        ]
+        failed = [msg for ok, msg in checks if not ok]
+        if failed:
+            reject(path, "; ".join(failed), video_id)
+            continue
+        digest = sha256_file(path)
+        if digest in seen_hash:
+            reject(path, f"same content as {seen_hash[digest]} (sha256 {digest[:12]})", video_id)
+            continue
+        meta_path = data_root / "metadata" / f"{video_id}.json"
+        try:
+            metadata = load_metadata(meta_path)
+        except MetadataError as exc:
+            if cfg.require_metadata:
+                reject(path, str(exc).replace(str(data_root) + "/", ""), video_id)
+                continue
+            metadata = {}
+        gt_path = data_root / "ground_truth" / f"{video_id}.json"
+        seen_hash[digest] = video_id
+        seen_id.add(video_id)
+        manifest.append(
+            {
+                "video_id": video_id,
+                "path": str(path.relative_to(data_root)),
+                "sha256": digest,
+                "size_bytes": path.stat().st_size,
+                **info.to_dict(),
+                "metadata": metadata,
+                "ground_truth": str(gt_path.relative_to(data_root)) if gt_path.exists() else None,
+            }
+        )
+    if progress:
+        progress("done", len(files), len(files))
+    return IngestSummary(manifest=manifest, quarantined=quarantined)
+
+
+def write_ingest_outputs(summary: IngestSummary, out_dir: Path) -> None:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    write_jsonl(out_dir / "manifest.jsonl", summary.manifest)
+    write_jsonl(out_dir / "quarantine.jsonl", summary.quarantined)
+    write_json(out_dir / "summary.json", summary.to_dict())
+
+
+def read_manifest(path: Path) -> list[dict[str, Any]]:
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: manifest not found (run `hivid ingest` first)")
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]

@@ -1,0 +1,128 @@
+"""The `evaluate` stage: narrate the test split with the trained model, score against ground truth.
+
+Writes (ActivityNet Captions formats, so any reference evaluator can re-score them)::
+
+    gt.json           {vid: {"duration", "timestamps", "sentences"}}
+    predictions.json  {"version", "results": {vid: [{"timestamp", "sentence"}]}, "external_data"}
+    generations.jsonl raw generated text per video
+    per_video.csv     one row per video and metric
+    metrics.json      the averaged metrics (a DVC metrics file)
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from hivid.configbase import require
+from hivid.evaluation.dense import TIOUS, localization_scores
+from hivid.io import read_json, read_jsonl, write_bytes_atomic, write_json, write_jsonl
+
+
+@dataclass
+class EvaluateConfig:
+    """Knobs of the evaluate stage (params.yaml section ``evaluate``)."""
+
+    split: str = "test"
+    """Dataset split that is narrated and scored."""
+    tious: list[float] = field(default_factory=lambda: list(TIOUS))
+    """tIoU thresholds that Precision / Recall / F1 are averaged over."""
+    max_new_tokens: int = 160
+    """Generation budget per video (greedy decoding)."""
+    use_pseudo_labels: bool = False
+    """Score videos without ground truth against their annotation chapters (labelled as such)."""
+
+    def __post_init__(self) -> None:
+        require(self.split in ("train", "val", "test"), "evaluate.split must be train|val|test")
+        require(bool(self.tious), "evaluate.tious must not be empty")
+        require(all(0 < t < 1 for t in self.tious), "evaluate.tious must lie in (0, 1)")
+        require(self.max_new_tokens >= 1, "evaluate.max_new_tokens must be >= 1")
+
+
+def to_activitynet_gt(vid: str, duration: float, chapters: list[dict[str, Any]]) -> dict[str, Any]:
+    return {
+        "duration": duration,
+        "timestamps": [[c["start"], c["end"]] for c in chapters],
+        "sentences": [_sentence(c) for c in chapters],
+    }
+
+
+def _sentence(chapter: dict[str, Any]) -> str:
+    title, summary = chapter.get("title", ""), chapter.get("summary", "")
+    return f"{title}. {summary}".strip(". ") if summary else str(title)
+
+
+def evaluate_model(
+    model_dir: Path,
+    dataset_dir: Path,
+    data_root: Path,
+    out_dir: Path,
+    cfg: EvaluateConfig,
+    progress: Callable[[str, int, int], None] | None = None,
+) -> dict[str, Any]:
+    """Generate chapters for every video of ``cfg.split`` and score them; returns the metrics."""
+    from hivid.models.narrator import load_narrator
+    from hivid.training.generate import generate_chapters
+
+    rows = read_jsonl(dataset_dir / f"{cfg.split}.jsonl")
+    if not rows:
+        raise ValueError(f"{dataset_dir / (cfg.split + '.jsonl')}: the {cfg.split} split is empty")
+    model, tokenizer = load_narrator(model_dir)
+    model.eval()
+    gt: dict[str, Any] = {}
+    results: dict[str, list[dict[str, Any]]] = {}
+    generations: list[dict[str, Any]] = []
+    sources: dict[str, str] = {}
+    for i, row in enumerate(rows):
+        vid = row["video_id"]
+        if progress:
+            progress(vid, i, len(rows))
+        if row.get("ground_truth"):
+            ref = read_json(data_root / row["ground_truth"])
+            gt[vid] = to_activitynet_gt(vid, ref["duration"], ref["chapters"])
+            sources[vid] = "ground_truth"
+        elif cfg.use_pseudo_labels:
+            gt[vid] = to_activitynet_gt(vid, row["duration"], row["chapters"])
+            sources[vid] = "pseudo_labels"
+        else:
+            continue
+        text, chapters = generate_chapters(
+            model, tokenizer, row, dataset_dir, max_new_tokens=cfg.max_new_tokens
+        )
+        results[vid] = [{"timestamp": [c["start"], c["end"]], "sentence": _sentence(c)} for c in chapters]
+        generations.append({"video_id": vid, "text": text, "parsed_chapters": len(chapters)})
+    if not gt:
+        raise ValueError(f"evaluate: no video of the {cfg.split} split has ground truth")
+    if progress:
+        progress("done", len(rows), len(rows))
+    scores = localization_scores(gt, results, tious=cfg.tious)
+    n_pred = [len(results.get(v, [])) for v in gt]
+    metrics = {
+        "Precision": scores["Precision"],
+        "Recall": scores["Recall"],
+        "F1": scores["F1"],
+        "videos": float(len(gt)),
+        "parsed_chapters_per_video": sum(n_pred) / len(n_pred),
+        "videos_without_parsable_output": float(sum(1 for n in n_pred if n == 0)),
+    }
+    out_dir.mkdir(parents=True, exist_ok=True)
+    write_json(out_dir / "gt.json", gt)
+    write_json(
+        out_dir / "predictions.json",
+        {"version": "VERSION 1.0", "results": results, "external_data": {"used": False}},
+    )
+    write_jsonl(out_dir / "generations.jsonl", generations)
+    buf = io.StringIO()
+    writer = csv.writer(buf)
+    keys = sorted(next(iter(scores["per_video"].values())).keys())
+    writer.writerow(["video_id", "reference", *keys])
+    for vid, s in sorted(scores["per_video"].items()):
+        writer.writerow([vid, sources[vid], *[f"{s[k]:.6f}" for k in keys]])
+    write_bytes_atomic(out_dir / "per_video.csv", buf.getvalue().encode())
+    write_json(out_dir / "metrics.json", metrics)
+    write_json(out_dir / "per_threshold.json", scores["per_threshold"])
+    return {"metrics": metrics, "per_video": scores["per_video"], "reference_sources": sources}

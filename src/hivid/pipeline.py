@@ -1,0 +1,164 @@
+"""Pipeline-level library code the nightly flow orchestrates (no Prefect here).
+
+- ``STAGES``: the dvc.yaml stages in order;
+- ``ensure_data``: make ``data/`` match ``data.dvc`` (DVC pull, or the deterministic demo corpus);
+- ``repro_stage``: ``dvc repro --single-item <stage>`` in a subprocess, child of the pipeline run;
+- ``pipeline_run``: the MLflow parent run every stage run nests under;
+- ``summary_text``: what a person reads at the end of the main job.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import mlflow
+
+from hivid.io import read_json
+from hivid.tracking.lineage import data_md5, lineage_tags
+from hivid.tracking.runs import PARENT_ENV, configure, tracking_uri
+
+STAGES: tuple[str, ...] = (
+    "ingest",
+    "annotate",
+    "validate",
+    "build_dataset",
+    "train_stage1",
+    "train_stage2",
+    "evaluate",
+)
+
+
+class PipelineError(RuntimeError):
+    """A pipeline step failed; the message names the step and the reason."""
+
+
+def _dvc(root: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "dvc", *args],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+    )
+
+
+def data_status(root: Path) -> dict[str, Any]:
+    """``dvc status data.dvc`` as JSON ({} when data/ matches data.dvc)."""
+    proc = _dvc(root, "status", "data.dvc", "--json")
+    if proc.returncode != 0:
+        raise PipelineError(f"dvc status data.dvc failed: {proc.stderr.strip()[-500:]}")
+    return json.loads(proc.stdout or "{}")
+
+
+def ensure_data(root: Path, demo: bool, log: Callable[[str], None] = print) -> str:
+    """Make ``data/`` exist and match ``data.dvc``; returns how (present | pulled | generated)."""
+    data = root / "data"
+    pinned = data_md5(root)
+    how = "present"
+    if not (data / "videos").is_dir():
+        proc = _dvc(root, "pull", "data.dvc") if pinned else None
+        if proc is not None and proc.returncode == 0 and (data / "videos").is_dir():
+            how = "pulled"
+        elif demo:
+            from hivid.config import load_section
+            from hivid.data.demo import generate_demo_corpus
+
+            cfg = load_section(root / "params.yaml", "demo")
+            log(f"data/ missing and not in the DVC remote: generating the demo corpus ({cfg.videos} videos)")
+            generate_demo_corpus(data, cfg)
+            how = "generated"
+        else:
+            raise PipelineError(f"{data}: no data (dvc pull failed and --no-demo was given)")
+    if not pinned:
+        proc = _dvc(root, "add", "data")
+        if proc.returncode != 0:
+            raise PipelineError(f"dvc add data failed: {proc.stderr.strip()[-500:]}")
+        log("data.dvc created: commit it to pin this data version")
+        return how
+    status = data_status(root)
+    if status:
+        raise PipelineError(
+            f"{data}: differs from the version pinned in data.dvc ({json.dumps(status)[:300]}); "
+            "run `dvc add data` and commit data.dvc to train on new data"
+        )
+    return how
+
+
+def repro_stage(root: Path, stage: str, parent_run_id: str | None, log: Callable[[str], None] = print) -> str:
+    """Reproduce one dvc.yaml stage; returns 'ran' or 'skipped' (DVC found it up to date)."""
+    env = {PARENT_ENV: parent_run_id} if parent_run_id else {}
+    env["MLFLOW_TRACKING_URI"] = tracking_uri(root)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "dvc", "repro", "--single-item", stage],
+        cwd=root,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, **env, "PYTHONUNBUFFERED": "1"},
+    )
+    lines: list[str] = []
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        line = line.rstrip()
+        if line:
+            lines.append(line)
+            log(line)
+    code = proc.wait()
+    text = "\n".join(lines)
+    if code != 0:
+        errors = [ln for ln in lines if "error" in ln.lower()] or lines[-3:]
+        raise PipelineError(f"stage {stage} failed (exit {code}): {errors[-1] if errors else ''}")
+    return "skipped" if "didn't change, skipping" in text or "is cached" in text else "ran"
+
+
+@contextlib.contextmanager
+def pipeline_run(root: Path, name: str, tags: dict[str, str] | None = None) -> Iterator[mlflow.ActiveRun]:
+    """The parent MLflow run of one pipeline execution."""
+    configure(root)
+    with mlflow.start_run(
+        run_name=name, tags={**lineage_tags(root, None), "hivid.kind": "pipeline", **(tags or {})}
+    ) as run:
+        yield run
+
+
+def summary_text(root: Path, result: dict[str, Any]) -> str:
+    """A short human summary: outcome, metrics, registry version, where to look next."""
+    uri = tracking_uri(root)
+    lines = ["", "HiVid nightly pipeline: " + result.get("status", "?")]
+    for stage, how in result.get("stages", {}).items():
+        lines.append(f"  {stage:<14} {how}")
+    quality = root / "outputs" / "quality" / "gate.json"
+    if quality.exists():
+        g = read_json(quality)
+        lines.append(
+            f"quality gate: {'passed' if g.get('success') else 'FAILED'} - "
+            f"{len(g.get('passed', []))} videos passed, {len(g.get('quarantined', []))} quarantined"
+        )
+        for q in g.get("quarantined", []):
+            lines.append(f"  quarantined {q['video_id']}: {'; '.join(q['reasons'])[:200]}")
+    ingest_q = root / "outputs" / "ingest" / "quarantine.jsonl"
+    if ingest_q.exists():
+        for line in ingest_q.read_text().splitlines():
+            if line.strip():
+                lines.append(f"  quarantined at ingest: {json.loads(line)['reason']}")
+    metrics = root / "outputs" / "eval" / "metrics.json"
+    if metrics.exists():
+        m = read_json(metrics)
+        lines.append("metrics (test split): " + ", ".join(f"{k}={v:.4f}" for k, v in sorted(m.items())))
+    if result.get("model"):
+        mv = result["model"]
+        lines.append(f"registered model: {mv['name']} version {mv['version']} (@{mv['alias']})")
+    lines.append(f"pipeline run: {result.get('run_id')}")
+    lines.append(f"MLflow store: {uri}")
+    if uri.startswith("sqlite:///"):
+        lines.append(
+            f"open the UI:  .venv/bin/mlflow ui --backend-store-uri {uri} --host 127.0.0.1 --port 5000"
+        )
+    return "\n".join(lines)

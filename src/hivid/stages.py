@@ -1,0 +1,309 @@
+"""One function per pipeline stage: load its config, run the pure library code, track it in MLflow.
+
+The CLI commands call these; `dvc.yaml` calls the CLI; the Prefect flow calls `dvc repro` on a
+stage (or these functions), so there is exactly one implementation of each stage.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import mlflow
+import pandas as pd
+
+from hivid.config import load_model_config, load_section
+from hivid.configbase import to_dict
+from hivid.io import read_json, write_json, write_jsonl
+from hivid.tracking.lineage import data_md5, out_md5
+from hivid.tracking.runs import log_artifacts_if_exist, log_dataset, stage_run
+
+Progress = Callable[[str, int, int], None] | None
+
+
+class StageError(RuntimeError):
+    """A stage cannot produce its output (the message says which input and why)."""
+
+
+def _quarantine_metrics(rows: list[dict[str, Any]], total: int) -> dict[str, float]:
+    return {"quarantined": float(len(rows)), "quarantine_share": len(rows) / max(1, total)}
+
+
+def run_ingest(root: Path, params: Path, data: Path, out: Path, progress: Progress = None) -> dict:
+    from hivid.data.ingest import IngestConfig, ingest, write_ingest_outputs
+
+    cfg: IngestConfig = load_section(params, "ingest")
+    with stage_run(root, "ingest", {"ingest": to_dict(cfg)}):
+        summary = ingest(data, cfg, progress)
+        write_ingest_outputs(summary, out)
+        total = len(summary.manifest) + len(summary.quarantined)
+        mlflow.log_metrics(
+            {"videos": float(len(summary.manifest)), **_quarantine_metrics(summary.quarantined, total)}
+        )
+        if summary.manifest:
+            df = pd.DataFrame(
+                [{k: v for k, v in r.items() if k != "metadata"} for r in summary.manifest]
+            )
+            log_dataset(df, "raw-videos", data, data_md5(root), context="ingest")
+        log_artifacts_if_exist(out, "ingest")
+    return summary.to_dict()
+
+
+def run_annotate(
+    root: Path, params: Path, data: Path, manifest_path: Path, out: Path, progress: Progress = None
+) -> dict:
+    from hivid.annotate.pipeline import AnnotateConfig, annotate_batch
+    from hivid.data.ingest import read_manifest
+
+    cfg: AnnotateConfig = load_section(params, "annotate")
+    manifest = read_manifest(manifest_path)
+    with stage_run(root, "annotate", {"annotate": to_dict(cfg)}):
+        log_dataset(
+            pd.DataFrame([{k: v for k, v in r.items() if k != "metadata"} for r in manifest]),
+            "manifest",
+            manifest_path,
+            out_md5(root, str(manifest_path.parent.relative_to(root)))
+            if manifest_path.is_relative_to(root)
+            else None,
+            context="annotate",
+        )
+        summary = annotate_batch(manifest, data, out, cfg, progress)
+        report = {
+            "annotated": summary.annotated,
+            "cached": summary.cached,
+            "quarantined": summary.quarantined,
+            "timings": summary.timings,
+        }
+        write_jsonl(out.parent / "annotate_quarantine.jsonl", summary.quarantined)
+        write_json(out.parent / "annotate_summary.json", report)
+        mlflow.log_metrics(
+            {
+                "annotated": float(len(summary.annotated)),
+                "cached": float(len(summary.cached)),
+                **_quarantine_metrics(summary.quarantined, len(manifest)),
+                **{f"time_{k}": float(v) for k, v in summary.timings.items()},
+            }
+        )
+        mlflow.log_dict(report, "annotate/summary.json")
+        log_artifacts_if_exist(out, "annotate/annotations")
+    return report
+
+
+def load_annotations(ann_dir: Path) -> dict[str, dict[str, Any]]:
+    return {p.stem: read_json(p) for p in sorted(ann_dir.glob("*.json"))}
+
+
+def run_validate(
+    root: Path, params: Path, manifest_path: Path, ann_dir: Path, out: Path
+) -> dict[str, Any]:
+    from hivid.data.ingest import read_manifest
+    from hivid.quality.gate import run_gate
+    from hivid.quality.suites import QualityConfig
+
+    cfg: QualityConfig = load_section(params, "quality")
+    manifest = read_manifest(manifest_path)
+    annotations = load_annotations(ann_dir)
+    with stage_run(root, "validate", {"quality": to_dict(cfg)}) as run:
+        result = run_gate(manifest, annotations, cfg, out)
+        mlflow.set_tags(
+            {"gx.result": f"{result.result_id}:{'success' if result.success else 'failure'}"}
+        )
+        mlflow.log_metrics(
+            {
+                "passed": float(len(result.passed)),
+                **_quarantine_metrics(result.quarantined, len(annotations)),
+                "batch_failures": float(len(result.batch_failures)),
+                "success": float(result.success),
+            }
+        )
+        log_artifacts_if_exist(out, "quality")
+        report = {
+            "success": result.success,
+            "result_id": result.result_id,
+            "passed": result.passed,
+            "quarantined": result.quarantined,
+            "batch_failures": result.batch_failures,
+            "run_id": run.info.run_id,
+        }
+    return report
+
+
+def run_build_dataset(
+    root: Path,
+    params: Path,
+    data: Path,
+    manifest_path: Path,
+    ann_dir: Path,
+    quality_dir: Path,
+    out: Path,
+    progress: Progress = None,
+) -> dict[str, Any]:
+    from hivid.data.ingest import read_manifest
+    from hivid.dataset.build import DatasetConfig, build_dataset
+
+    cfg: DatasetConfig = load_section(params, "dataset")
+    gate = read_json(quality_dir / "gate.json")
+    if not gate.get("success"):
+        raise StageError(
+            f"{quality_dir / 'gate.json'}: the quality gate failed "
+            f"({'; '.join(gate.get('batch_failures') or ['see report'])}); refusing to build"
+        )
+    with stage_run(
+        root,
+        "build_dataset",
+        {"dataset": to_dict(cfg)},
+        tags={"gx.result": f"{gate.get('result_id')}:success"},
+    ):
+        summary = build_dataset(
+            read_manifest(manifest_path),
+            load_annotations(ann_dir),
+            list(gate["passed"]),
+            data,
+            out,
+            cfg,
+            progress,
+        )
+        mlflow.log_metrics({f"split_{k}": float(v) for k, v in summary["splits"].items()})
+        mlflow.log_metric("frames", float(summary["frames"]))
+        log_artifacts_if_exist(out / "splits.json", "dataset")
+        log_artifacts_if_exist(out / "summary.json", "dataset")
+    return summary
+
+
+def _dataset_frame(dataset_dir: Path, split: str) -> pd.DataFrame:
+    from hivid.io import read_jsonl
+
+    path = dataset_dir / f"{split}.jsonl"
+    rows = read_jsonl(path) if path.exists() else []
+    return pd.DataFrame(
+        [
+            {
+                "video_id": r["video_id"],
+                "duration": r["duration"],
+                "frames": len(r["frame_times"]),
+                "asr_sentences": len(r["asr"]),
+                "chapters": len(r["chapters"]),
+            }
+            for r in rows
+        ]
+        or [{"video_id": "", "duration": 0.0, "frames": 0, "asr_sentences": 0, "chapters": 0}]
+    )
+
+
+def _gate_tag(root: Path) -> dict[str, str]:
+    gate_path = root / "outputs" / "quality" / "gate.json"
+    if not gate_path.exists():
+        return {}
+    gate = read_json(gate_path)
+    return {"gx.result": f"{gate.get('result_id')}:{'success' if gate.get('success') else 'failure'}"}
+
+
+def run_train(
+    root: Path,
+    params: Path,
+    stage: int,
+    dataset_dir: Path,
+    out: Path,
+    init_dir: Path | None,
+) -> dict[str, Any]:
+    from lightning.pytorch.loggers import MLFlowLogger
+
+    from hivid.training.fit import TrainConfig, train_stage
+
+    cfg: TrainConfig = load_section(params, f"train_stage{stage}")
+    model_cfg = load_model_config(params)
+    name = f"train_stage{stage}"
+    ds_md5 = out_md5(root, str(dataset_dir.relative_to(root))) if dataset_dir.is_relative_to(
+        root
+    ) else None
+    with stage_run(
+        root, name, {"train": to_dict(cfg), "model": to_dict(model_cfg)}, tags=_gate_tag(root)
+    ) as run:
+        for split, context in (("train", "training"), ("val", "validation")):
+            log_dataset(_dataset_frame(dataset_dir, split), f"dataset-{split}", dataset_dir, ds_md5, context)
+        if init_dir is not None:
+            mlflow.set_tag("init.model_dir", str(init_dir))
+            init_run = (init_dir / "mlflow_run.json")
+            if init_run.exists():
+                mlflow.set_tag("init.run", read_json(init_run)["run_id"])
+        logger = MLFlowLogger(
+            tracking_uri=mlflow.get_tracking_uri(), run_id=run.info.run_id, log_model=False
+        )
+        result = train_stage(stage, dataset_dir, out, model_cfg, cfg, init_dir, logger)
+        mlflow.log_metrics({f"final_{k}": float(v) for k, v in result.metrics.items()})
+        mlflow.log_text("\n".join(sorted(result.trainable_parameter_names)), "trainable_parameters.txt")
+        info: dict[str, Any] = {"run_id": run.info.run_id, "stage": stage}
+        if stage == 2:
+            from hivid.tracking.registry import log_narrator_model
+
+            info.update(log_narrator_model(result.model_dir))
+        else:
+            log_artifacts_if_exist(result.model_dir, "model_dir")
+        write_json(out / "mlflow_run.json", info)
+        write_json(out / "metrics.json", {k: float(v) for k, v in result.metrics.items()})
+    return {"metrics": result.metrics, **info}
+
+
+def run_evaluate(
+    root: Path,
+    params: Path,
+    model_dir: Path,
+    dataset_dir: Path,
+    data: Path,
+    out: Path,
+    metrics_path: Path | None = None,
+    progress: Progress = None,
+) -> dict[str, Any]:
+    from hivid.evaluation.stage import EvaluateConfig, evaluate_model
+
+    cfg: EvaluateConfig = load_section(params, "evaluate")
+    tags = _gate_tag(root)
+    model_run = model_dir.parent / "mlflow_run.json"
+    if model_run.exists():
+        tags["model.run"] = read_json(model_run)["run_id"]
+    with stage_run(root, "evaluate", {"evaluate": to_dict(cfg)}, tags=tags) as run:
+        ds_md5 = out_md5(root, str(dataset_dir.relative_to(root))) if dataset_dir.is_relative_to(
+            root
+        ) else None
+        log_dataset(_dataset_frame(dataset_dir, cfg.split), f"dataset-{cfg.split}", dataset_dir, ds_md5, "evaluation")
+        report = evaluate_model(model_dir, dataset_dir, data, out, cfg, progress)
+        mlflow.log_metrics({k: float(v) for k, v in report["metrics"].items()})
+        per_video = pd.DataFrame(
+            [{"video_id": v, **s} for v, s in sorted(report["per_video"].items())]
+        )
+        mlflow.log_table(per_video, "eval/per_video.json")
+        log_artifacts_if_exist(out, "eval")
+        write_json(out / "mlflow_run.json", {"run_id": run.info.run_id})
+        if metrics_path is not None:  # the DVC metrics file (outside the cached out dir)
+            write_json(metrics_path, report["metrics"])
+    return report
+
+
+def run_register(root: Path, params: Path, stage2_dir: Path) -> dict[str, Any]:
+    """Register the stage-2 model logged by `train_stage2` and point the alias at it."""
+    from hivid.tracking.registry import RegistryConfig, register_version
+    from hivid.tracking.runs import configure
+
+    cfg: RegistryConfig = load_section(params, "registry")
+    info_path = stage2_dir / "mlflow_run.json"
+    if not info_path.exists():
+        raise StageError(f"{info_path}: no logged stage-2 model (run `hivid train --stage 2`)")
+    info = read_json(info_path)
+    configure(root)
+    client = mlflow.MlflowClient()
+    src = client.get_run(info["run_id"])
+    lineage = {
+        k: v
+        for k, v in src.data.tags.items()
+        if k.startswith(("git.", "dvc.", "gx.")) or k in ("parent.run", "init.run")
+    }
+    eval_run = root / "outputs" / "eval" / "mlflow_run.json"
+    if eval_run.exists():
+        lineage["eval.run"] = read_json(eval_run)["run_id"]
+    pipeline = os.environ.get("HIVID_PARENT_RUN_ID")
+    if pipeline:
+        lineage["pipeline.run"] = pipeline
+    version = register_version(info["model_uri"], info["run_id"], cfg, lineage)
+    return {"name": cfg.model_name, "version": version, "alias": cfg.alias, **info}

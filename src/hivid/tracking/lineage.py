@@ -1,0 +1,105 @@
+"""Lineage facts read from git, data.dvc, dvc.yaml and dvc.lock (data, not convention).
+
+Tags every stage run carries (ARCHITECTURE.md, rule 5):
+
+- ``git.commit`` / ``git.dirty``: the code version;
+- ``dvc.data.md5``: the md5 of ``data/`` pinned by ``data.dvc``;
+- ``dvc.lock.<stage>.md5``: for each input of this stage produced by an upstream stage, that
+  output's md5 as recorded in ``dvc.lock`` (so a run can be matched to exact upstream outputs);
+- ``dvc.dep.<path>.md5``: the md5 of each input as DVC recorded it for this stage's last run.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+
+def find_project_root(start: Path | None = None) -> Path:
+    """The nearest directory at or above ``start`` holding ``dvc.yaml`` (else ``start``)."""
+    start = (start or Path.cwd()).resolve()
+    for d in (start, *start.parents):
+        if (d / "dvc.yaml").exists():
+            return d
+    return start
+
+
+def git_commit(root: Path) -> tuple[str | None, bool]:
+    """(HEAD commit sha or None, whether tracked files differ from HEAD)."""
+    try:
+        sha = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, check=True
+        ).stdout.strip()
+    except (subprocess.CalledProcessError, FileNotFoundError):
+        return None, False
+    dirty = subprocess.run(
+        ["git", "status", "--porcelain", "--untracked-files=no"],
+        cwd=root,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+    return sha, bool(dirty)
+
+
+def _load_yaml(path: Path) -> Any:
+    if not path.exists():
+        return None
+    return yaml.safe_load(path.read_text())
+
+
+def data_md5(root: Path, dvc_file: str = "data.dvc") -> str | None:
+    """md5 of the tracked data directory as pinned in ``data.dvc`` (None if not tracked)."""
+    doc = _load_yaml(root / dvc_file) or {}
+    outs = doc.get("outs") or []
+    return outs[0].get("md5") if outs else None
+
+
+def lock_outs(root: Path) -> dict[str, tuple[str, str]]:
+    """``{out_path: (stage, md5)}`` for every output recorded in dvc.lock."""
+    doc = _load_yaml(root / "dvc.lock") or {}
+    result: dict[str, tuple[str, str]] = {}
+    for stage, entry in (doc.get("stages") or {}).items():
+        for out in entry.get("outs") or []:
+            if out.get("md5"):
+                result[out["path"]] = (stage, out["md5"])
+    return result
+
+
+def stage_deps(root: Path, stage: str) -> list[str]:
+    doc = _load_yaml(root / "dvc.yaml") or {}
+    entry = (doc.get("stages") or {}).get(stage) or {}
+    return [str(d) for d in entry.get("deps") or []]
+
+
+def lineage_tags(root: Path, stage: str | None) -> dict[str, str]:
+    """The lineage tags of a run of ``stage`` in project ``root``."""
+    tags: dict[str, str] = {}
+    sha, dirty = git_commit(root)
+    if sha:
+        tags["git.commit"] = sha
+        tags["git.dirty"] = str(dirty).lower()
+    md5 = data_md5(root)
+    if md5:
+        tags["dvc.data.md5"] = md5
+    if stage:
+        tags["hivid.stage"] = stage
+        outs = lock_outs(root)
+        for dep in stage_deps(root, stage):
+            dep = dep.rstrip("/")
+            if dep in outs:
+                upstream, out_md5 = outs[dep]
+                tags[f"dvc.lock.{upstream}.md5"] = out_md5
+        lock = _load_yaml(root / "dvc.lock") or {}
+        for dep in ((lock.get("stages") or {}).get(stage) or {}).get("deps") or []:
+            if dep.get("md5") and not str(dep["path"]).startswith("src"):
+                tags[f"dvc.dep.{dep['path']}.md5"] = dep["md5"]
+    return tags
+
+
+def out_md5(root: Path, path: str) -> str | None:
+    """md5 recorded in dvc.lock for output ``path`` (None when not recorded yet)."""
+    entry = lock_outs(root).get(path.rstrip("/"))
+    return entry[1] if entry else None

@@ -1,0 +1,108 @@
+"""Log the narrator as an MLflow model and register it (`hivid-narrator`, alias `challenger`).
+
+The logged model is a pyfunc whose artifact is the saved narrator directory (config, safetensors,
+tokenizer): `mlflow.pyfunc.load_model("models:/hivid-narrator@challenger")` gives a predictor, and
+`mlflow.artifacts.download_artifacts(...)` gives the plain directory for `load_narrator`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import mlflow
+import pandas as pd
+from mlflow.tracking import MlflowClient
+
+import hivid
+from hivid.configbase import require
+
+
+@dataclass
+class RegistryConfig:
+    """Model registry settings (params.yaml section ``registry``)."""
+
+    model_name: str = "hivid-narrator"
+    """Registered model name every nightly version is filed under."""
+    alias: str = "challenger"
+    """Alias the newest version receives (promotion to `champion` is a separate gate)."""
+
+    def __post_init__(self) -> None:
+        require(bool(self.model_name.strip()), "registry.model_name must not be empty")
+        require(self.alias not in ("", "latest"), "registry.alias must be a name other than latest")
+
+
+class NarratorPyfunc(mlflow.pyfunc.PythonModel):  # type: ignore[misc]
+    """pyfunc wrapper: input rows are dataset rows (see hivid.dataset.build) + `dataset_dir`."""
+
+    def load_context(self, context: Any) -> None:
+        from hivid.models.narrator import load_narrator
+
+        self.model, self.tokenizer = load_narrator(Path(context.artifacts["model_dir"]))
+        self.model.eval()
+
+    def predict(self, context: Any, model_input: pd.DataFrame, params: Any = None) -> list[str]:
+        from hivid.training.generate import generate_chapters
+
+        max_new = int((params or {}).get("max_new_tokens", 160))
+        texts = []
+        for row in model_input.to_dict(orient="records"):
+            text, _ = generate_chapters(
+                self.model, self.tokenizer, row, Path(row["dataset_dir"]), max_new_tokens=max_new
+            )
+            texts.append(text)
+        return texts
+
+
+def log_narrator_model(model_dir: Path) -> dict[str, str]:
+    """Log ``model_dir`` as the active run's model; returns {"model_uri", "model_id", "run_id"}."""
+    import torch
+    import transformers
+
+    info = mlflow.pyfunc.log_model(
+        name="model",
+        python_model=NarratorPyfunc(),
+        artifacts={"model_dir": str(model_dir)},
+        # Explicit requirements: inference would import-scan the whole environment (slow).
+        pip_requirements=[
+            f"hivid=={hivid.__version__}",
+            f"torch=={torch.__version__.split('+')[0]}",
+            f"transformers=={transformers.__version__}",
+        ],
+    )
+    run = mlflow.active_run()
+    return {
+        "model_uri": info.model_uri,
+        "model_id": str(getattr(info, "model_id", "") or ""),
+        "run_id": run.info.run_id if run else "",
+    }
+
+
+def register_version(
+    model_uri: str,
+    run_id: str,
+    cfg: RegistryConfig,
+    tags: dict[str, str] | None = None,
+) -> str:
+    """Register (or reuse, when this run's model is already registered) and move the alias."""
+    client = MlflowClient()
+    name = cfg.model_name
+    try:
+        client.get_registered_model(name)
+    except mlflow.exceptions.MlflowException:
+        client.create_registered_model(
+            name,
+            description="HiVid-Narrator: hierarchical video narrator (TCoT + chapters), "
+            "trained nightly by HiVid Ops. Every version carries its lineage tags.",
+        )
+    existing = [
+        v for v in client.search_model_versions(f"name='{name}'") if v.run_id == run_id
+    ]
+    if existing:
+        version = str(max(int(v.version) for v in existing))
+    else:
+        mv = mlflow.register_model(model_uri, name, tags={"source.run": run_id, **(tags or {})})
+        version = str(mv.version)
+    client.set_registered_model_alias(name, cfg.alias, version)
+    return version
