@@ -71,12 +71,12 @@ def load_section(path: Path, section: str, cls: type[T] | None = None) -> T:
 
 def load_model_config(path: Path) -> Any:
     """The narrator config: ``model.preset`` (tiny | small | paper) plus field overrides."""
-    from hivid.models.narrator import NarratorConfig
+    from hivid.models.narrator import narrator_config
 
     raw = dict(read_params(path).get("model") or {})
     preset = raw.pop("preset", "tiny")
     try:
-        return NarratorConfig.preset(preset, **raw)
+        return narrator_config(preset, raw)
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"{path}: model: {exc}") from None
 

@@ -1,0 +1,78 @@
+"""GRU-based time encoder (paper §3.4.4 / §3.5): frame timestamps -> timestamp tokens T_e."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from hivid.configbase import require
+
+
+@dataclass
+class TimeEncoderConfig:
+    """Sizes of the time encoder."""
+
+    dim: int = 0
+    """Output size D (the LLM hidden size); 0 = take it from the LLM when the narrator is built."""
+    hidden: int = 64
+    """GRU hidden size."""
+    num_layers: int = 1
+    """GRU layers."""
+    num_frequencies: int = 8
+    """Sin/cos pairs of the scalar features; periods are geometric from 1 s to ``max_period``."""
+    max_period: float = 600.0
+    """Longest sin/cos period and the scale of the normalised time t / max_period (seconds)."""
+
+    def __post_init__(self) -> None:
+        require(self.dim >= 0, f"time_encoder.dim must be >= 0 (0 = LLM hidden), got {self.dim}")
+        require(self.hidden > 0, f"time_encoder.hidden must be > 0, got {self.hidden}")
+        require(self.num_layers > 0, f"time_encoder.num_layers must be > 0, got {self.num_layers}")
+        require(self.num_frequencies >= 0, "time_encoder.num_frequencies must be >= 0")
+        require(
+            self.max_period > 1.0, f"time_encoder.max_period must be > 1 s, got {self.max_period}"
+        )
+
+
+class GRUTimeEncoder(nn.Module):
+    """(B, N) timestamps in seconds -> (B, N, D) timestamp tokens.
+
+    Per-frame scalar features [t / T, dt / T, sin(2 pi t / p_k), cos(2 pi t / p_k)] (T = max_period)
+    go through a unidirectional GRU (so each token also knows the frames before it) and a linear
+    projection. Padding sits at the end of each row and the GRU is causal, so a padded frame never
+    changes a real frame's token; padded outputs are zeroed.
+    """
+
+    def __init__(self, cfg: TimeEncoderConfig) -> None:
+        super().__init__()
+        require(cfg.dim > 0, "GRUTimeEncoder needs a resolved dim > 0")
+        self.cfg = cfg
+        periods = torch.logspace(0.0, math.log10(cfg.max_period), max(cfg.num_frequencies, 1))
+        self.register_buffer("periods", periods[: cfg.num_frequencies], persistent=False)
+        n_feat = 2 + 2 * cfg.num_frequencies
+        self.gru = nn.GRU(n_feat, cfg.hidden, num_layers=cfg.num_layers, batch_first=True)
+        self.proj = nn.Linear(cfg.hidden, cfg.dim)
+
+    def features(self, times: torch.Tensor) -> torch.Tensor:
+        """(B, N) seconds -> (B, N, 2 + 2K) scalar features."""
+        t = times.float()
+        dt = torch.diff(t, dim=1, prepend=t[:, :1])  # (B, N), 0 for the first frame
+        periods: torch.Tensor = self.periods  # type: ignore[assignment]
+        phase = 2 * math.pi * t[..., None] / periods  # (B, N, K)
+        scale = self.cfg.max_period
+        return torch.cat(
+            [t[..., None] / scale, dt[..., None] / scale, phase.sin(), phase.cos()], -1
+        )
+
+    def forward(self, times: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        """``times`` (B, N) seconds, ``mask`` (B, N) True for real frames -> (B, N, D)."""
+        if mask is not None:
+            # Padded times are arbitrary; zero them so dt of a real frame never sees them.
+            times = torch.where(mask, times, torch.zeros_like(times))
+        out, _ = self.gru(self.features(times).to(self.proj.weight.dtype))  # (B, N, H)
+        tokens = self.proj(out)  # (B, N, D)
+        if mask is not None:
+            tokens = tokens * mask[..., None].to(tokens.dtype)
+        return tokens

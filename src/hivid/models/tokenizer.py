@@ -1,0 +1,103 @@
+"""The narrator's tokenizer: a byte-level BPE trained on the dataset (tiny) or a pretrained LLM's.
+
+With no model hub, the random-initialised ``tiny`` narrator gets a real tokenizer trained with HF
+``tokenizers`` on the dataset's own texts (ASR sentences, TCoT, chapters, timestamp markers) and
+wrapped as ``transformers.PreTrainedTokenizerFast``, so training, saving (``save_pretrained``) and
+loading (``from_pretrained``) go through the same code as a pretrained checkpoint's tokenizer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+from transformers import AutoTokenizer, PreTrainedTokenizerBase, PreTrainedTokenizerFast
+
+BOS_TOKEN = "<|bos|>"
+EOS_TOKEN = "<|eos|>"
+PAD_TOKEN = "<|pad|>"
+VISUAL_TOKEN = "<|vis|>"
+"""Placeholder id in ``input_ids`` whose embedding is replaced by a visual (or compressed) token."""
+
+# Markers of the target grammar (sequence.format_target). They are ordinary added tokens, not
+# special ones: ``decode(skip_special_tokens=True)`` must keep them so parse_chapters can read them.
+STRUCTURE_TOKENS: tuple[str, ...] = ("<think>", "</think>", "<chapters>", "</chapters>")
+
+
+class TokenizerError(ValueError):
+    """The tokenizer cannot be trained or loaded (the message names the path or the reason)."""
+
+
+def train_bpe_tokenizer(texts: Iterable[str], vocab_size: int = 1000) -> PreTrainedTokenizerFast:
+    """Train a deterministic byte-level BPE on ``texts`` and wrap it as a fast HF tokenizer.
+
+    Byte-level pre-tokenisation covers every input (Chinese included) with no unknown token; the
+    256 byte symbols are always in the vocabulary, so ``vocab_size`` must leave room for merges.
+    """
+    corpus = [t for t in texts if t]
+    if not corpus:
+        raise TokenizerError("cannot train the tokenizer: no text in the training corpus")
+    if vocab_size < 300:
+        raise TokenizerError(f"vocab_size={vocab_size} is too small for a byte-level BPE (>= 300)")
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        min_frequency=2,
+        special_tokens=[PAD_TOKEN, BOS_TOKEN, EOS_TOKEN, VISUAL_TOKEN],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    tok.train_from_iterator(corpus, trainer=trainer)
+    wrapped = PreTrainedTokenizerFast(
+        tokenizer_object=tok,
+        bos_token=BOS_TOKEN,
+        eos_token=EOS_TOKEN,
+        pad_token=PAD_TOKEN,
+        additional_special_tokens=[VISUAL_TOKEN],
+        clean_up_tokenization_spaces=False,
+    )
+    wrapped.add_tokens(list(STRUCTURE_TOKENS))
+    return wrapped
+
+
+def load_tokenizer(path: str | Path) -> PreTrainedTokenizerBase:
+    """Load a tokenizer saved with ``save_pretrained`` (or a pretrained LLM's, by path or hub id).
+
+    A pretrained LLM's tokenizer gets the narrator's special and structure tokens added when it
+    lacks them; the LLM's embedding matrix must then be resized to ``len(tokenizer)``.
+    """
+    local = Path(path)
+    if local.exists() and not (local / "tokenizer_config.json").is_file():
+        raise TokenizerError(f"{local}: no tokenizer_config.json (not a saved tokenizer directory)")
+    try:
+        tok = AutoTokenizer.from_pretrained(str(path))
+    except (OSError, ValueError) as exc:
+        raise TokenizerError(f"{path}: cannot load tokenizer ({exc})") from None
+    return ensure_narrator_tokens(tok)
+
+
+def ensure_narrator_tokens(tok: PreTrainedTokenizerBase) -> PreTrainedTokenizerBase:
+    """Add the visual placeholder, bos/eos/pad and structure tokens a tokenizer is missing."""
+    special: dict[str, object] = {}
+    if tok.bos_token is None:
+        special["bos_token"] = BOS_TOKEN
+    if tok.eos_token is None:
+        special["eos_token"] = EOS_TOKEN
+    if tok.pad_token is None:
+        special["pad_token"] = PAD_TOKEN
+    if VISUAL_TOKEN not in tok.get_vocab():
+        special["additional_special_tokens"] = [VISUAL_TOKEN]
+    if special:
+        tok.add_special_tokens(special, replace_additional_special_tokens=False)  # type: ignore[arg-type]
+    missing = [t for t in STRUCTURE_TOKENS if t not in tok.get_vocab()]
+    if missing:
+        tok.add_tokens(missing)
+    return tok
+
+
+def visual_token_id(tok: PreTrainedTokenizerBase) -> int:
+    """Id of the visual placeholder token."""
+    return int(tok.convert_tokens_to_ids(VISUAL_TOKEN))

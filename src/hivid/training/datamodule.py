@@ -1,0 +1,248 @@
+"""Samples of a built dataset directory -> padded narrator batches (LightningDataModule).
+
+Dataset layout (written by the build_dataset stage)::
+
+    DATASET/train.jsonl, val.jsonl, test.jsonl   one JSON object (one video) per line:
+        {"video_id", "duration", "frame_times": [0.0, 1.0, ...],
+         "frames": "frames/<video_id>.npy",          # relative to DATASET, uint8 (N, H, W, 3)
+         "asr": [{"start", "end", "text"}], "tcot": [{"start", "end", "observation"}],
+         "chapters": [{"start", "end", "title", "summary"}]}
+
+``prepare_sample`` is the one input construction used by training, validation and generation.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch.utils.data import DataLoader, Dataset
+from transformers import PreTrainedTokenizerBase
+
+from hivid.models.narrator import IMAGE_MEAN, IMAGE_STD, InputSpec
+from hivid.models.sequence import (
+    DEFAULT_PROMPT,
+    IGNORE_INDEX,
+    encode_asr,
+    encode_compressed,
+    encode_interleaved,
+    format_target,
+    timestamp_text,
+)
+
+SPLITS = ("train", "val", "test")
+REQUIRED_KEYS = ("video_id", "frame_times", "frames", "asr", "tcot", "chapters")
+
+
+class DatasetFormatError(ValueError):
+    """A dataset file is missing or malformed (the message names the file and the reason)."""
+
+
+def read_split(dataset_dir: Path, split: str) -> list[dict[str, Any]]:
+    """Records of ``DATASET/<split>.jsonl``; a bad line raises naming ``file:line``."""
+    path = Path(dataset_dir) / f"{split}.jsonl"
+    if not path.is_file():
+        raise DatasetFormatError(f"{path}: missing split file")
+    records = []
+    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            rec = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise DatasetFormatError(f"{path}:{n}: invalid JSON ({exc.msg})") from None
+        missing = [k for k in REQUIRED_KEYS if k not in rec]
+        if missing:
+            raise DatasetFormatError(f"{path}:{n}: missing key(s) {', '.join(missing)}")
+        if not rec["frame_times"]:
+            raise DatasetFormatError(f"{path}:{n}: video {rec['video_id']} has no frames")
+        records.append(rec)
+    return records
+
+
+def corpus_texts(records: Sequence[Mapping[str, Any]]) -> Iterator[str]:
+    """Every text the model reads or writes (tokenizer training corpus)."""
+    yield DEFAULT_PROMPT
+    for rec in records:
+        yield " ".join(timestamp_text(float(t)) for t in rec["frame_times"])
+        for s in rec["asr"]:
+            yield f"{timestamp_text(float(s['start']))}{s['text']}"
+        yield format_target(rec["tcot"], rec["chapters"])
+
+
+def select_frames(n: int, max_frames: int) -> np.ndarray:
+    """At most ``max_frames`` indices spread uniformly over ``n`` frames (first and last kept)."""
+    if n <= max_frames:
+        return np.arange(n)
+    return np.unique(np.linspace(0, n - 1, max_frames).round().astype(np.int64))
+
+
+def load_pixels(
+    path: Path, indices: np.ndarray, image_size: int, expected_frames: int
+) -> torch.Tensor:
+    """Frames ``indices`` of a uint8 (N, H, W, 3) .npy -> (n, 3, S, S) SigLIP-normalised floats."""
+    if not path.is_file():
+        raise DatasetFormatError(f"{path}: missing frames file")
+    try:
+        arr = np.load(path, mmap_mode="r")
+    except ValueError as exc:
+        raise DatasetFormatError(f"{path}: not a .npy array ({exc})") from None
+    if arr.ndim != 4 or arr.shape[-1] != 3 or arr.dtype != np.uint8:
+        raise DatasetFormatError(
+            f"{path}: expected uint8 (N, H, W, 3), got {arr.dtype} {tuple(arr.shape)}"
+        )
+    if arr.shape[0] != expected_frames:
+        raise DatasetFormatError(
+            f"{path}: holds {arr.shape[0]} frames but frame_times lists {expected_frames}"
+        )
+    x = torch.from_numpy(np.ascontiguousarray(arr[indices])).permute(0, 3, 1, 2).float() / 255.0
+    if x.shape[-2:] != (image_size, image_size):
+        x = F.interpolate(x, size=(image_size, image_size), mode="bilinear", antialias=True)
+    return (x - IMAGE_MEAN) / IMAGE_STD  # (n, 3, S, S)
+
+
+def prepare_sample(
+    record: Mapping[str, Any],
+    dataset_dir: Path,
+    tokenizer: PreTrainedTokenizerBase,
+    spec: InputSpec,
+    with_target: bool = True,
+) -> dict[str, Any]:
+    """One video -> unpadded tensors for the narrator (``with_target=False`` for generation)."""
+    frames_path = Path(dataset_dir) / str(record["frames"])
+    times_all = [float(t) for t in record["frame_times"]]
+    idx = select_frames(len(times_all), spec.max_frames)
+    pixels = load_pixels(frames_path, idx, spec.image_size, len(times_all))
+    times = [times_all[i] for i in idx]
+    target = format_target(record["tcot"], record["chapters"]) if with_target else None
+    if spec.scene_tokens is None:
+        enc = encode_interleaved(
+            tokenizer, times, record["asr"], target, spec.visual_tokens_per_frame
+        )
+        asr_ids: list[int] = []
+    else:
+        enc = encode_compressed(tokenizer, spec.num_compressed_tokens(len(times)), target)
+        asr_ids = encode_asr(tokenizer, record["asr"])
+    return {
+        "video_id": str(record["video_id"]),
+        "input_ids": torch.tensor(enc.input_ids, dtype=torch.long),
+        "visual_mask": torch.tensor(enc.visual_mask, dtype=torch.bool),
+        "labels": torch.tensor(enc.labels, dtype=torch.long),
+        "pixel_values": pixels,
+        "frame_times": torch.tensor(times, dtype=torch.float32),
+        "asr_ids": torch.tensor(asr_ids, dtype=torch.long),
+    }
+
+
+def _pad(seqs: Sequence[torch.Tensor], value: float | int | bool) -> torch.Tensor:
+    """Right-pad 1-D+ tensors along dim 0 -> (B, L_max, ...)."""
+    longest = max(s.shape[0] for s in seqs)
+    out = seqs[0].new_full((len(seqs), longest, *seqs[0].shape[1:]), value)
+    for i, s in enumerate(seqs):
+        out[i, : s.shape[0]] = s
+    return out
+
+
+def collate(samples: Sequence[Mapping[str, Any]], pad_id: int) -> dict[str, Any]:
+    """Right-padded batch with masks (True = real) for tokens, frames and ASR tokens."""
+    lengths = torch.tensor([s["input_ids"].shape[0] for s in samples])
+    n_frames = torch.tensor([s["frame_times"].shape[0] for s in samples])
+    n_asr = torch.tensor([s["asr_ids"].shape[0] for s in samples])
+    return {
+        "video_id": [s["video_id"] for s in samples],
+        "input_ids": _pad([s["input_ids"] for s in samples], pad_id),  # (B, T)
+        "attention_mask": (torch.arange(int(lengths.max()))[None] < lengths[:, None]).long(),
+        "visual_mask": _pad([s["visual_mask"] for s in samples], False),  # (B, T)
+        "labels": _pad([s["labels"] for s in samples], IGNORE_INDEX),  # (B, T)
+        "pixel_values": _pad([s["pixel_values"] for s in samples], 0.0),  # (B, N, 3, S, S)
+        "frame_times": _pad([s["frame_times"] for s in samples], 0.0),  # (B, N)
+        "frame_mask": torch.arange(int(n_frames.max()))[None] < n_frames[:, None],  # (B, N)
+        "asr_ids": _pad([s["asr_ids"] for s in samples], pad_id),  # (B, L_a)
+        "asr_mask": torch.arange(int(n_asr.max()))[None] < n_asr[:, None],  # (B, L_a)
+    }
+
+
+class NarratorDataset(Dataset[dict[str, Any]]):
+    """One split of a dataset directory, prepared for a given narrator input spec."""
+
+    def __init__(
+        self,
+        records: Sequence[Mapping[str, Any]],
+        dataset_dir: Path,
+        tokenizer: PreTrainedTokenizerBase,
+        spec: InputSpec,
+    ) -> None:
+        self.records = list(records)
+        self.dataset_dir = Path(dataset_dir)
+        self.tokenizer = tokenizer
+        self.spec = spec
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        return prepare_sample(self.records[i], self.dataset_dir, self.tokenizer, self.spec)
+
+
+class _Collator:
+    """Picklable collate_fn (worker processes)."""
+
+    def __init__(self, pad_id: int) -> None:
+        self.pad_id = pad_id
+
+    def __call__(self, samples: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+        return collate(samples, self.pad_id)
+
+
+class NarratorDataModule(L.LightningDataModule):
+    """train/val/test loaders over ``dataset_dir`` for a narrator's ``InputSpec``."""
+
+    def __init__(
+        self,
+        dataset_dir: Path,
+        tokenizer: PreTrainedTokenizerBase,
+        spec: InputSpec,
+        batch_size: int = 1,
+        num_workers: int = 0,
+    ) -> None:
+        super().__init__()
+        self.dataset_dir = Path(dataset_dir)
+        self.tokenizer = tokenizer
+        self.spec = spec
+        self.batch_size = batch_size
+        self.num_workers = num_workers
+        self.splits: dict[str, NarratorDataset] = {}
+
+    def setup(self, stage: str | None = None) -> None:
+        for split in SPLITS:
+            if split not in self.splits:
+                records = read_split(self.dataset_dir, split)
+                self.splits[split] = NarratorDataset(
+                    records, self.dataset_dir, self.tokenizer, self.spec
+                )
+
+    def _loader(self, split: str, shuffle: bool) -> DataLoader[dict[str, Any]]:
+        self.setup()
+        return DataLoader(
+            self.splits[split],
+            batch_size=self.batch_size,
+            shuffle=shuffle,
+            num_workers=self.num_workers,
+            collate_fn=_Collator(int(self.tokenizer.pad_token_id)),
+            persistent_workers=self.num_workers > 0,
+        )
+
+    def train_dataloader(self) -> DataLoader[dict[str, Any]]:
+        return self._loader("train", shuffle=True)
+
+    def val_dataloader(self) -> DataLoader[dict[str, Any]]:
+        return self._loader("val", shuffle=False)
+
+    def test_dataloader(self) -> DataLoader[dict[str, Any]]:
+        return self._loader("test", shuffle=False)

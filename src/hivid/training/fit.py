@@ -1,0 +1,219 @@
+"""Fit entry point of both training stages: ``train_stage(1 | 2, dataset_dir, out_dir, ...)``.
+
+Stage 1 builds the narrator (and, for a random-init LLM, trains its tokenizer) from scratch, or
+continues from ``init_model_dir``; stage 2 loads the stage-1 model, adds the SPA-Compressor and the
+time encoder and trains only those. ``out_dir`` layout::
+
+    init/                 stage 1: the initial narrator (reused on resume: same weights, tokenizer)
+    checkpoints/last.ckpt Lightning checkpoint (every n steps and at the end); resumed when present
+    logs/                 CSV logs when no logger is given
+    model/                the final narrator (save_narrator)
+    metrics.json          TrainResult.metrics
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import lightning as L
+from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.loggers import CSVLogger, Logger
+from lightning.pytorch.utilities import rank_zero_only
+from transformers import PreTrainedTokenizerBase
+
+from hivid.configbase import require
+from hivid.models.narrator import (
+    CONFIG_FILE,
+    HiVidNarrator,
+    NarratorConfig,
+    create_narrator,
+    create_tokenizer,
+    load_narrator,
+    save_narrator,
+)
+from hivid.training.datamodule import NarratorDataModule, corpus_texts, read_split
+from hivid.training.module import NarratorLightningModule, StageError, trainable_parameter_names
+
+
+@dataclass
+class TrainConfig:
+    """Trainer knobs of one stage (params.yaml ``train.stage1`` / ``train.stage2``)."""
+
+    max_steps: int = 100
+    """Optimizer steps."""
+    batch_size: int = 1
+    """Videos per batch per device."""
+    lr: float | None = None
+    """AdamW learning rate; None = the paper's (stage 1: 1e-4, stage 2: 5e-5)."""
+    weight_decay: float = 0.0
+    """AdamW weight decay (matrices only)."""
+    warmup_steps: int = 0
+    """Linear warmup steps before the cosine decay."""
+    max_frames: int | None = None
+    """Frames per video; None = the model config's max_frames."""
+    precision: Literal["32-true", "bf16-mixed", "16-mixed"] = "32-true"
+    """Lightning precision."""
+    accelerator: str = "auto"
+    """Lightning accelerator (auto, cpu, gpu, ...)."""
+    devices: int | str = "auto"
+    """Devices per node."""
+    strategy: str = "auto"
+    """Lightning strategy (auto, ddp, fsdp, ...)."""
+    num_nodes: int = 1
+    """Nodes (multi-node DDP through torchrun / SLURM)."""
+    gradient_checkpointing: bool = False
+    """Recompute backbone activations in backward to save memory."""
+    checkpoint_every_n_steps: int = 50
+    """Lightning checkpoint interval in optimizer steps (a last one is always written)."""
+    limit_val_batches: int | float = 1.0
+    """Validation batches (int) or fraction of the val split (float)."""
+    seed: int = 0
+    """Seed of every RNG (model init, shuffling, dropout)."""
+    num_workers: int = 0
+    """DataLoader worker processes."""
+    log_every_n_steps: int = 1
+    """Logging interval in steps."""
+
+    def __post_init__(self) -> None:
+        require(self.max_steps > 0, f"max_steps must be > 0, got {self.max_steps}")
+        require(self.batch_size > 0, f"batch_size must be > 0, got {self.batch_size}")
+        require(self.lr is None or self.lr > 0, f"lr must be > 0, got {self.lr}")
+        require(self.weight_decay >= 0, "weight_decay must be >= 0")
+        require(self.warmup_steps >= 0, "warmup_steps must be >= 0")
+        require(self.max_frames is None or self.max_frames > 0, "max_frames must be > 0")
+        require(self.num_nodes > 0, "num_nodes must be > 0")
+        require(self.checkpoint_every_n_steps > 0, "checkpoint_every_n_steps must be > 0")
+        require(self.limit_val_batches >= 0, "limit_val_batches must be >= 0")
+        require(self.num_workers >= 0, "num_workers must be >= 0")
+        require(self.log_every_n_steps > 0, "log_every_n_steps must be > 0")
+
+
+@dataclass
+class TrainResult:
+    """What a stage produced."""
+
+    model_dir: Path
+    """The final narrator (load_narrator)."""
+    metrics: dict[str, float]
+    """train_loss (last step), val_loss, steps, trainable_params, total_params."""
+    trainable_parameter_names: list[str]
+    """Sorted names of the parameters this stage trained."""
+    lightning_checkpoint: Path
+    """out_dir/checkpoints/last.ckpt."""
+
+
+def _initial_model(
+    stage: int,
+    dataset_dir: Path,
+    out_dir: Path,
+    model_cfg: NarratorConfig,
+    init_model_dir: Path | None,
+) -> tuple[HiVidNarrator, PreTrainedTokenizerBase]:
+    if stage == 2:
+        if init_model_dir is None:
+            raise StageError("stage 2 needs init_model_dir (the stage-1 model directory)")
+        model, tok = load_narrator(init_model_dir)
+        if not model.use_compressor:
+            model.add_compressor(model_cfg.compressor, model_cfg.time_encoder)
+        return model, tok
+    if init_model_dir is not None:
+        model, tok = load_narrator(init_model_dir)
+        if model.use_compressor:
+            raise StageError(f"{init_model_dir}: stage 1 cannot continue a model with compressor")
+        return model, tok
+    # Under DDP every rank runs this. Rank 0 owns out_dir/init; the other ranks build the same
+    # seeded model and deterministic tokenizer in their own directory (never reading a half-written
+    # init/), and DDP broadcasts rank 0's weights when it wraps the model anyway.
+    rank = int(getattr(rank_zero_only, "rank", 0))
+    init_dir = out_dir / ("init" if rank == 0 else f"init.rank{rank}")
+    if rank == 0 and (init_dir / CONFIG_FILE).is_file():  # resuming: same weights and tokenizer
+        return load_narrator(init_dir)
+    cfg = dataclasses.replace(model_cfg, use_compressor=False)
+    tok = create_tokenizer(cfg, corpus_texts(read_split(dataset_dir, "train")))
+    model = create_narrator(cfg, tok, init_dir)
+    save_narrator(model, tok, init_dir)
+    return model, tok
+
+
+def _metric(metrics: Mapping[str, Any], key: str) -> float:
+    value = metrics.get(key)
+    return float(value) if value is not None else float("nan")
+
+
+def train_stage(
+    stage: Literal[1, 2],
+    dataset_dir: Path,
+    out_dir: Path,
+    model_cfg: NarratorConfig,
+    train_cfg: TrainConfig,
+    init_model_dir: Path | None = None,
+    logger: Logger | None = None,
+) -> TrainResult:
+    """Train one stage; resumes from ``out_dir/checkpoints/last.ckpt`` when it exists."""
+    if stage not in (1, 2):
+        raise StageError(f"stage must be 1 or 2, got {stage}")
+    dataset_dir, out_dir = Path(dataset_dir), Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    L.seed_everything(train_cfg.seed, workers=True, verbose=False)
+    model, tok = _initial_model(stage, dataset_dir, out_dir, model_cfg, init_model_dir)
+    if train_cfg.max_frames is not None:
+        model.cfg = dataclasses.replace(model.cfg, max_frames=train_cfg.max_frames)
+    model.set_gradient_checkpointing(train_cfg.gradient_checkpointing)
+    module = NarratorLightningModule(
+        model, train_cfg.lr, train_cfg.weight_decay, train_cfg.warmup_steps, stage
+    )
+    data = NarratorDataModule(
+        dataset_dir, tok, model.input_spec(), train_cfg.batch_size, train_cfg.num_workers
+    )
+    ckpt_dir = out_dir / "checkpoints"
+    last = ckpt_dir / "last.ckpt"
+    checkpoint = ModelCheckpoint(
+        dirpath=ckpt_dir, save_last=True, every_n_train_steps=train_cfg.checkpoint_every_n_steps
+    )
+    trainer = L.Trainer(
+        max_steps=train_cfg.max_steps,
+        accelerator=train_cfg.accelerator,
+        devices=train_cfg.devices,
+        strategy=train_cfg.strategy,
+        num_nodes=train_cfg.num_nodes,
+        precision=train_cfg.precision,
+        callbacks=[checkpoint],
+        logger=logger if logger is not None else CSVLogger(out_dir / "logs", name=f"stage{stage}"),
+        limit_val_batches=train_cfg.limit_val_batches,
+        log_every_n_steps=train_cfg.log_every_n_steps,
+        enable_progress_bar=True,
+        # Some CUDA kernels (adaptive pooling backward) have no deterministic variant: warn only.
+        deterministic="warn",
+        default_root_dir=out_dir,
+    )
+    trainer.fit(module, datamodule=data, ckpt_path=last if last.is_file() else None)
+    train_loss = _metric(dict(trainer.callback_metrics), "train_loss")
+    trainer.save_checkpoint(last)  # the end state, whatever the checkpoint interval
+    val = (
+        trainer.validate(module, datamodule=data, verbose=False)
+        if train_cfg.limit_val_batches
+        else []
+    )
+    names = sorted(trainable_parameter_names(model))
+    metrics = {
+        "train_loss": train_loss,
+        "val_loss": _metric(val[0] if val else {}, "val_loss"),
+        "steps": float(trainer.global_step),
+        "trainable_params": float(sum(p.numel() for p in model.parameters() if p.requires_grad)),
+        "total_params": float(sum(p.numel() for p in model.parameters())),
+    }
+    model_dir = out_dir / "model"
+    if trainer.is_global_zero:
+        save_narrator(model, tok, model_dir)
+        (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2), encoding="utf-8")
+    return TrainResult(
+        model_dir=model_dir,
+        metrics=metrics,
+        trainable_parameter_names=names,
+        lightning_checkpoint=last,
+    )

@@ -1,0 +1,184 @@
+"""Interleaved sequence (eq. 1), label mask, target grammar round-trip, tokenizer."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from transformers import PreTrainedTokenizerFast
+
+from hivid.models.sequence import (
+    DEFAULT_PROMPT,
+    IGNORE_INDEX,
+    Item,
+    SequenceError,
+    encode_asr,
+    encode_compressed,
+    encode_interleaved,
+    format_target,
+    interleave,
+    parse_chapters,
+    timestamp_text,
+)
+from hivid.models.tokenizer import VISUAL_TOKEN, load_tokenizer, train_bpe_tokenizer
+
+TCOT = [
+    {"start": 0.0, "end": 2.0, "observation": "a hand lifts a red bottle"},
+    {"start": 2.0, "end": 5.5, "observation": "foam\non hair"},
+]
+CHAPTERS = [
+    {"start": 0.0, "end": 3.0, "title": "Product intro", "summary": "The red shampoo bottle."},
+    {"start": 3.0, "end": 7.5, "title": "Usage", "summary": "Lather, rinse: soft hair!"},
+]
+ASR = [
+    {"start": 2.4, "end": 3.0, "text": "second sentence"},
+    {"start": 0.5, "end": 1.0, "text": "first sentence"},
+    {"start": 5.0, "end": 6.0, "text": "late sentence"},
+    {"start": 2.0, "end": 2.2, "text": "on the frame"},
+]
+
+
+@pytest.fixture(scope="module")
+def tok() -> PreTrainedTokenizerFast:
+    texts = [DEFAULT_PROMPT, format_target(TCOT, CHAPTERS)] + [s["text"] for s in ASR]
+    texts += [timestamp_text(t) for t in range(10)] + ["洗发水 柔顺 特价"]
+    return train_bpe_tokenizer(texts * 5, vocab_size=400)
+
+
+def test_interleave_order() -> None:
+    items = interleave([0.0, 2.0, 4.0], ASR)
+    # [T0 V0 S(0.5) T1 V1 S(2.0) S(2.4) T2 V2 S(5.0)]
+    assert items == [
+        Item("time", 0), Item("frame", 0), Item("asr", 1),
+        Item("time", 1), Item("frame", 1), Item("asr", 3), Item("asr", 0),
+        Item("time", 2), Item("frame", 2), Item("asr", 2),
+    ]  # fmt: skip
+    # A sentence before the first frame goes after frame 0.
+    assert interleave([1.0], [{"start": 0.0, "text": "x"}]) == [
+        Item("time", 0), Item("frame", 0), Item("asr", 0),
+    ]  # fmt: skip
+    with pytest.raises(SequenceError):
+        interleave([], ASR)
+
+
+def test_encode_interleaved_layout_and_labels(tok: PreTrainedTokenizerFast) -> None:
+    target = format_target(TCOT, CHAPTERS)
+    enc = encode_interleaved(tok, [0.0, 2.0], ASR[:2], target, visual_tokens_per_frame=3)
+    assert len(enc.input_ids) == len(enc.visual_mask) == len(enc.labels)
+    vis_id = tok.convert_tokens_to_ids(VISUAL_TOKEN)
+    assert [i == vis_id for i in enc.input_ids] == enc.visual_mask
+    assert sum(enc.visual_mask) == 6
+    assert enc.input_ids[0] == tok.bos_token_id
+    # Loss only on the target and its eos.
+    first = next(i for i, lab in enumerate(enc.labels) if lab != IGNORE_INDEX)
+    assert all(lab == IGNORE_INDEX for lab in enc.labels[:first])
+    assert enc.labels[first:] == enc.input_ids[first:]
+    assert enc.input_ids[-1] == tok.eos_token_id
+    assert tok.decode(enc.input_ids[first:-1]) == target
+    # The context reads T0 V0 S1 T1 V1 S2 in that order.
+    context = tok.decode(
+        [i for i in enc.input_ids[:first] if i != vis_id], skip_special_tokens=True
+    )
+    expected = ["<t=0.0s>", "first sentence", "<t=2.0s>", "second sentence"]
+    positions = [context.index(e) for e in expected]
+    assert positions == sorted(positions)
+    # Visual runs sit right after each timestamp's tokens.
+    ts_ids = tok.encode("<t=2.0s>", add_special_tokens=False)
+    at = next(i for i in range(len(enc.input_ids)) if enc.input_ids[i : i + len(ts_ids)] == ts_ids)
+    assert enc.visual_mask[at + len(ts_ids) : at + len(ts_ids) + 3] == [True] * 3
+
+
+def test_generation_input_has_no_labels(tok: PreTrainedTokenizerFast) -> None:
+    enc = encode_interleaved(tok, [0.0], [], None, visual_tokens_per_frame=2)
+    assert set(enc.labels) == {IGNORE_INDEX} and enc.input_ids[-1] != tok.eos_token_id
+
+
+def test_encode_compressed_and_asr(tok: PreTrainedTokenizerFast) -> None:
+    enc = encode_compressed(tok, 11, "<think>\n</think>")
+    assert sum(enc.visual_mask) == 11
+    assert tok.decode(encode_asr(tok, ASR[:2])) == (
+        "<t=0.5s>first sentence\n<t=2.4s>second sentence\n"
+    )
+    assert encode_asr(tok, []) == []
+
+
+def test_format_parse_round_trip() -> None:
+    text = format_target(TCOT, CHAPTERS)
+    assert text.startswith("<think>\n[0.0s-2.0s] a hand lifts a red bottle\n")
+    assert "[2.0s-5.5s] foam on hair" in text  # newlines inside items are flattened
+    assert parse_chapters(text) == CHAPTERS
+
+
+def test_parse_skips_malformed_lines() -> None:
+    text = (
+        "<think>\n[0.0s-1.0s] looks | like a chapter\n</think>\n<chapters>\n"
+        "[0.0s-2.0s] Good | fine\n"
+        "[5.0s-2.0s] Backwards | end before start\n"
+        "no brackets | here\n"
+        "[1.0s-x] Bad time | y\n"
+        "[2.0s-3.0s]  | empty title\n"
+        "[3s - 4.5s] Loose spacing|ok\n"
+        "[4.5s-6.0s] Truncated"
+    )
+    assert parse_chapters(text) == [
+        {"start": 0.0, "end": 2.0, "title": "Good", "summary": "fine"},
+        {"start": 3.0, "end": 4.5, "title": "Loose spacing", "summary": "ok"},
+    ]
+    # Without the <chapters> marker, TCoT lines are never taken as chapters.
+    assert parse_chapters("<think>\n[0.0s-1.0s] a | b\n</think>\n[1.0s-2.0s] T | s") == [
+        {"start": 1.0, "end": 2.0, "title": "T", "summary": "s"}
+    ]
+    assert parse_chapters("") == []
+
+
+def clean(text: str) -> str:
+    for marker in ("<think>", "</think>", "<chapters>", "</chapters>"):
+        text = text.replace(marker, " ")
+    return " ".join(text.split())
+
+
+_text = st.one_of(
+    st.text(st.characters(blacklist_categories=("Cs",)), max_size=20),
+    st.sampled_from(["</chapters>", "a <think> b", "x|y", "\n", "  "]),
+)
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.integers(0, 5000), st.integers(0, 500), _text.filter(lambda s: s.strip()), _text
+        ),
+        max_size=5,
+    )
+)
+def test_round_trip_property(rows: list[tuple[int, int, str, str]]) -> None:
+    chapters = [
+        {"start": a / 10, "end": (a + d) / 10, "title": t, "summary": s} for a, d, t, s in rows
+    ]
+    parsed = parse_chapters(format_target([], chapters))
+    expected = [
+        {
+            "start": c["start"],
+            "end": c["end"],
+            "title": clean(c["title"]).replace("|", "/"),
+            "summary": clean(c["summary"]),
+        }
+        for c in chapters
+    ]
+    assert parsed == [e for e in expected if e["title"]]
+
+
+def test_tokenizer_deterministic_and_saved(tok: PreTrainedTokenizerFast, tmp_path: Path) -> None:
+    texts = [DEFAULT_PROMPT, format_target(TCOT, CHAPTERS)] + [s["text"] for s in ASR]
+    texts += [timestamp_text(t) for t in range(10)] + ["洗发水 柔顺 特价"]
+    again = train_bpe_tokenizer(texts * 5, vocab_size=400)
+    assert again.get_vocab() == tok.get_vocab()
+    tok.save_pretrained(tmp_path / "tok")
+    loaded = load_tokenizer(tmp_path / "tok")
+    sample = "<think>\n[0.0s-1.0s] 洗发水 unseen wörds</think>"
+    assert loaded.encode(sample) == tok.encode(sample)
+    assert loaded.decode(loaded.encode(sample, add_special_tokens=False)) == sample
+    assert len(tok.encode("<chapters>", add_special_tokens=False)) == 1

@@ -1,0 +1,193 @@
+"""Two-stage training of the tiny narrator on a generated dataset directory (CPU, a few steps)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+
+from hivid.configbase import from_mapping
+from hivid.models.narrator import load_narrator, narrator_config
+from hivid.models.sequence import IGNORE_INDEX
+from hivid.training.datamodule import (
+    DatasetFormatError,
+    NarratorDataModule,
+    read_split,
+    select_frames,
+)
+from hivid.training.fit import TrainConfig, TrainResult, train_stage
+from hivid.training.generate import generate_chapters
+from hivid.training.module import NarratorLightningModule, StageError, trainable_parameter_names
+
+WORDS = [
+    "red",
+    "bottle",
+    "shampoo",
+    "soft",
+    "hair",
+    "foam",
+    "rinse",
+    "price",
+    "bargain",
+    "gentle",
+    "scent",
+    "洗发水",
+    "特价",
+    "柔顺",
+]
+
+
+def make_dataset(root: Path, n_videos: int = 6, seed: int = 0, image: int = 40) -> Path:
+    """Write a dataset directory in the build_dataset format: random frames, short texts."""
+    rng = np.random.default_rng(seed)
+    (root / "frames").mkdir(parents=True, exist_ok=True)
+    splits: dict[str, list[dict[str, Any]]] = {"train": [], "val": [], "test": []}
+
+    def words(k: int) -> str:
+        return " ".join(rng.choice(WORDS, size=k))
+
+    for v in range(n_videos):
+        n = int(rng.integers(3, 7))
+        vid = f"vid{v:02d}"
+        np.save(
+            root / "frames" / f"{vid}.npy", rng.integers(0, 256, (n, image, image, 3), np.uint8)
+        )
+        half = n / 2
+        rec = {
+            "video_id": vid,
+            "duration": float(n),
+            "frame_times": [float(i) for i in range(n)],
+            "frames": f"frames/{vid}.npy",
+            "asr": [
+                {"start": 0.2, "end": 1.5, "text": words(4)},
+                {"start": half + 0.3, "end": n - 0.5, "text": words(3)},
+            ]
+            if v % 3
+            else [],  # some videos have no speech
+            "tcot": [{"start": 0.0, "end": half, "observation": words(4)}],
+            "chapters": [
+                {"start": 0.0, "end": half, "title": words(2), "summary": words(4)},
+                {"start": half, "end": float(n), "title": words(2), "summary": words(3)},
+            ],
+        }
+        split = "train" if v < n_videos - 2 else ("val" if v == n_videos - 2 else "test")
+        splits[split].append(rec)
+    for split, recs in splits.items():
+        lines = [json.dumps(r, ensure_ascii=False) for r in recs]
+        (root / f"{split}.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return root
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    root = tmp_path_factory.mktemp("train")
+    data = make_dataset(root / "dataset")
+    cfg = narrator_config("tiny")
+    tcfg = TrainConfig(max_steps=3, batch_size=2, checkpoint_every_n_steps=2, max_frames=4)
+    r1 = train_stage(1, data, root / "stage1", cfg, tcfg)
+    r2 = train_stage(2, data, root / "stage2", cfg, tcfg, init_model_dir=r1.model_dir)
+    return {"data": data, "root": root, "cfg": cfg, "tcfg": tcfg, "r1": r1, "r2": r2}
+
+
+def test_train_config_from_mapping() -> None:
+    cfg = from_mapping(TrainConfig, {"max_steps": 5, "devices": 2, "precision": "bf16-mixed"})
+    assert (cfg.max_steps, cfg.devices, cfg.lr) == (5, 2, None)
+    with pytest.raises(ValueError, match="max_steps"):
+        TrainConfig(max_steps=0)
+
+
+def test_stage1_then_stage2(trained: dict[str, Any]) -> None:
+    r1: TrainResult = trained["r1"]
+    r2: TrainResult = trained["r2"]
+    for r in (r1, r2):
+        assert np.isfinite(r.metrics["train_loss"]) and np.isfinite(r.metrics["val_loss"])
+        assert r.metrics["steps"] == 3
+        assert (r.model_dir / "narrator_config.json").is_file()
+        assert r.lightning_checkpoint.is_file()
+    assert all(n.startswith(("compressor.", "time_encoder.")) for n in r2.trainable_parameter_names)
+    assert not any(
+        n.startswith(("compressor.", "time_encoder.")) for n in r1.trainable_parameter_names
+    )
+    assert r2.metrics["trainable_params"] < r1.metrics["trainable_params"]
+
+    m1, _ = load_narrator(r1.model_dir)
+    m2, _ = load_narrator(r2.model_dir)
+    assert m2.use_compressor and not m1.use_compressor
+    assert m2.cfg.max_frames == 4
+    s1, s2 = m1.state_dict(), m2.state_dict()
+    assert set(s1) == {n for n in s2 if not n.startswith(("compressor.", "time_encoder."))}
+    changed = [n for n in s1 if not torch.equal(s1[n], s2[n])]
+    assert changed == [], f"stage 2 changed frozen weights: {changed[:5]}"
+    # Stage 1 did train: its weights differ from the initial ones.
+    m0, _ = load_narrator(trained["root"] / "stage1" / "init")
+    s0 = m0.state_dict()
+    assert any(not torch.equal(s0[n], s1[n]) for n in s1)
+
+
+def test_resume_from_last_checkpoint(trained: dict[str, Any]) -> None:
+    """A second call with the same out_dir resumes at step 3 and trains to the new max_steps."""
+    import dataclasses
+
+    tcfg = dataclasses.replace(trained["tcfg"], max_steps=4)
+    out = trained["root"] / "stage1"
+    r = train_stage(1, trained["data"], out, trained["cfg"], tcfg)
+    assert r.metrics["steps"] == 4
+
+
+def test_generation_returns_text(trained: dict[str, Any]) -> None:
+    model, tok = load_narrator(trained["r2"].model_dir)
+    sample = read_split(trained["data"], "test")[0]
+    text, chapters = generate_chapters(model, tok, sample, trained["data"], max_new_tokens=8)
+    assert isinstance(text, str) and isinstance(chapters, list)
+
+
+def test_stage_freezing_sets(trained: dict[str, Any]) -> None:
+    model, _ = load_narrator(trained["r1"].model_dir)
+    all_names = {n for n, _ in model.named_parameters()}
+    NarratorLightningModule(model, stage=1)
+    assert trainable_parameter_names(model) == all_names
+    with pytest.raises(StageError):
+        NarratorLightningModule(model, stage=2)
+    model.add_compressor(trained["cfg"].compressor, trained["cfg"].time_encoder)
+    with pytest.raises(StageError):
+        NarratorLightningModule(model, stage=1)
+    module = NarratorLightningModule(model, stage=2)
+    expected = {
+        n for n, _ in model.named_parameters() if n.startswith(("compressor.", "time_encoder."))
+    }
+    assert expected and trainable_parameter_names(model) == expected
+    assert module.lr == 5e-5
+    module.train()
+    assert not model.llm.training and not model.vision.training and not model.projector.training
+    assert model.compressor is not None and model.compressor.training
+
+
+def test_datamodule_batches(trained: dict[str, Any]) -> None:
+    model, tok = load_narrator(trained["r1"].model_dir)
+    spec = model.input_spec()
+    dm = NarratorDataModule(trained["data"], tok, spec, batch_size=2)
+    batch = next(iter(dm.train_dataloader()))
+    assert batch["pixel_values"].shape[2:] == (3, spec.image_size, spec.image_size)
+    assert batch["pixel_values"].shape[1] <= spec.max_frames
+    # Each row's placeholder count is n_frames * L_v; padding positions carry no loss.
+    per_row = batch["visual_mask"].sum(1)
+    assert torch.equal(per_row, batch["frame_mask"].sum(1) * spec.visual_tokens_per_frame)
+    assert (batch["labels"][batch["attention_mask"] == 0] == IGNORE_INDEX).all()
+
+
+def test_select_frames_uniform() -> None:
+    assert select_frames(3, 8).tolist() == [0, 1, 2]
+    idx = select_frames(10, 4).tolist()
+    assert idx[0] == 0 and idx[-1] == 9 and len(idx) == 4
+
+
+def test_bad_dataset_errors_name_the_file(tmp_path: Path) -> None:
+    with pytest.raises(DatasetFormatError, match=r"train\.jsonl: missing"):
+        read_split(tmp_path, "train")
+    (tmp_path / "train.jsonl").write_text('{"video_id": "a"}\nnot json\n', encoding="utf-8")
+    with pytest.raises(DatasetFormatError, match=r"train\.jsonl:1: missing key"):
+        read_split(tmp_path, "train")
