@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import warnings
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -100,8 +101,11 @@ def log_dataset(
 ) -> None:
     """Log ``df`` as an input dataset of the active run; digest = the DVC md5 of its source."""
     source_uri = Path(source).resolve().as_uri() if isinstance(source, Path) else source
-    ds = mlflow.data.from_pandas(df, source=source_uri, name=name, digest=digest)
-    mlflow.log_input(ds, context=context)
+    with warnings.catch_warnings():
+        # schema-inference hints and source-type ambiguity notes are noise for file:// sources
+        warnings.simplefilter("ignore", UserWarning)
+        ds = mlflow.data.from_pandas(df, source=source_uri, name=name, digest=digest)
+        mlflow.log_input(ds, context=context)
 
 
 def log_artifacts_if_exist(path: Path, artifact_path: str | None = None) -> None:

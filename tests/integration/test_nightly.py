@@ -1,0 +1,94 @@
+"""End to end: the real nightly flow on 2 demo videos with tiny configs."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import mlflow
+import pytest
+import yaml
+from mlflow import MlflowClient
+
+from hivid.pipeline import STAGES
+
+pytestmark = pytest.mark.slow
+
+
+def test_nightly_flow_end_to_end(prefect_harness: None, workspace: Path) -> None:
+    from flows.nightly import nightly
+
+    result = nightly(repo=str(workspace), demo=False)
+    assert result["status"] == "succeeded", result
+    assert set(result["stages"]) == set(STAGES)
+    assert all(v == "ran" for v in result["stages"].values()), result["stages"]
+
+    # dvc.lock records every stage, and the workspace matches it
+    lock = yaml.safe_load((workspace / "dvc.lock").read_text())["stages"]
+    assert set(lock) == set(STAGES)
+    status = subprocess.run(
+        [sys.executable, "-m", "dvc", "status", "--json"], cwd=workspace, capture_output=True, text=True
+    )
+    assert status.returncode == 0 and status.stdout.strip() in ("{}", ""), status.stdout
+    outs = {o["path"]: o["md5"] for st in lock.values() for o in st.get("outs", [])}
+
+    data_md5 = yaml.safe_load((workspace / "data.dvc").read_text())["outs"][0]["md5"]
+    head = subprocess.run(
+        ["git", "rev-parse", "HEAD"], cwd=workspace, capture_output=True, text=True
+    ).stdout.strip()
+
+    mlflow.set_tracking_uri(f"sqlite:///{workspace / 'mlruns' / 'mlflow.db'}")
+    client = MlflowClient()
+    parent = client.get_run(result["run_id"])
+    assert parent.data.tags["dvc.data.md5"] == data_md5
+    children = client.search_runs(
+        [parent.info.experiment_id], f"tags.mlflow.parentRunId = '{parent.info.run_id}'"
+    )
+    by_stage = {r.data.tags["hivid.stage"]: r for r in children}
+    assert set(by_stage) == set(STAGES)
+    for stage, r in by_stage.items():
+        assert r.info.status == "FINISHED", stage
+        assert r.data.tags["git.commit"] == head, stage
+        assert r.data.tags["dvc.data.md5"] == data_md5, stage
+        assert r.data.tags["parent.run"] == parent.info.run_id
+    # each stage's upstream hashes are exactly what dvc.lock says the upstream produced
+    assert by_stage["annotate"].data.tags["dvc.lock.ingest.md5"] == outs["outputs/ingest"]
+    assert by_stage["build_dataset"].data.tags["dvc.lock.validate.md5"] == outs["outputs/quality"]
+    assert by_stage["train_stage1"].data.tags["dvc.lock.build_dataset.md5"] == outs["outputs/dataset"]
+    assert by_stage["train_stage2"].data.tags["dvc.lock.train_stage1.md5"] == outs["outputs/ckpt/stage1"]
+    assert by_stage["evaluate"].data.tags["dvc.lock.train_stage2.md5"] == outs["outputs/ckpt/stage2"]
+    # the quality-gate result travels with the training runs
+    gate_tag = by_stage["validate"].data.tags["gx.result"]
+    assert gate_tag.endswith(":success")
+    assert by_stage["train_stage1"].data.tags["gx.result"] == gate_tag
+    # input datasets carry DVC md5 digests
+    t1_inputs = by_stage["train_stage1"].inputs.dataset_inputs
+    assert any(d.dataset.digest == outs["outputs/dataset"] for d in t1_inputs)
+    # metrics logged
+    assert "F1" in by_stage["evaluate"].data.metrics
+
+    # the registry: hivid-narrator@challenger is the stage-2 run's model
+    mv = client.get_model_version_by_alias("hivid-narrator", "challenger")
+    assert mv.version == result["model"]["version"]
+    assert mv.run_id == by_stage["train_stage2"].info.run_id
+    assert mv.tags["dvc.data.md5"] == data_md5
+    assert mv.tags["gx.result"] == gate_tag
+
+    # the DVC remote received the data and the outputs
+    assert any((workspace / "dvcstore").rglob("*"))
+    assert "registered model: hivid-narrator" in result["text"]
+
+
+def test_gate_failure_stops_before_training(prefect_harness: None, tmp_path: Path) -> None:
+    from flows.nightly import nightly
+
+    from .conftest import TINY_PARAMS, make_workspace
+
+    # An impossible chapter-count requirement fails every video -> batch failure at `validate`.
+    params = {**TINY_PARAMS, "quality": {"max_quarantine_share": 0.0, "min_chapters": 50}}
+    ws = make_workspace(tmp_path, params, videos=1)
+    with pytest.raises(Exception, match="validate"):
+        nightly(repo=str(ws), demo=False, register=False, push=False)
+    assert not (ws / "outputs" / "dataset").exists()
+    assert not (ws / "outputs" / "ckpt").exists()
