@@ -83,7 +83,11 @@ def run_annotate(
                 "annotated": float(len(summary.annotated)),
                 "cached": float(len(summary.cached)),
                 **_quarantine_metrics(summary.quarantined, len(manifest)),
-                **{f"time_{k}": float(v) for k, v in summary.timings.items()},
+                **{
+                    f"time_{k}": float(v)
+                    for k, v in summary.timings.items()
+                    if isinstance(v, int | float)
+                },
             }
         )
         mlflow.log_dict(report, "annotate/summary.json")

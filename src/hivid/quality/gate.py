@@ -238,7 +238,7 @@ def run_gate(
 ) -> GateResult:
     """Validate one batch (the annotated videos); see the module docstring for the outputs."""
     t0 = time.perf_counter()
-    out_dir = Path(out_dir)
+    out_dir = Path(out_dir).resolve()  # GX stores need absolute paths
     results_dir, docs_dir, tables_dir = (out_dir / d for d in ("results", "data_docs", "tables"))
     for d in (results_dir, docs_dir, tables_dir):
         # Stale pages or results of a previous run would otherwise sit beside the new ones.

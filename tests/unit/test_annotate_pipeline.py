@@ -1,0 +1,226 @@
+"""The annotate stage end to end on tiny real clips: schema, cache hits, quarantine, workers."""
+
+from __future__ import annotations
+
+import json
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import av
+import numpy as np
+import pytest
+from PIL import Image, ImageDraw, ImageFont
+
+from hivid.annotate.asr import ASRResult
+from hivid.annotate.pipeline import (
+    AnnotateConfig,
+    AnnotateSummary,
+    annotate_batch,
+    annotate_video,
+    cache_key,
+)
+from hivid.configbase import ConfigError, from_mapping
+from hivid.data.probe import sha256_file
+
+RED, BLUE = (200, 30, 40), (30, 60, 200)
+SPEECH = "Meet the new red shampoo. It costs only fifty nine dollars. Order yours now."
+
+
+def write_clip(
+    path: Path,
+    scenes: list[tuple[float, tuple[int, int, int], str]],
+    audio: np.ndarray | None = None,
+    fps: int = 5,
+    size: tuple[int, int] = (320, 180),
+    sample_rate: int = 22050,
+) -> Path:
+    """H.264 (+ AAC for int16 ``audio``) mp4 of scenes [(seconds, background, on-screen text)]."""
+    c = av.open(str(path), mode="w", format="mp4")
+    v = c.add_stream("libx264", rate=fps, options={"preset": "ultrafast", "crf": "20"})
+    v.width, v.height = size
+    v.pix_fmt = "yuv420p"
+    a = None
+    if audio is not None:  # every stream must exist before the first packet is muxed
+        a = c.add_stream("aac", rate=sample_rate)
+        a.layout = "mono"
+    i = 0
+    font = ImageFont.load_default(size=24)
+    for secs, bg, text in scenes:
+        img = Image.new("RGB", size, bg)
+        ImageDraw.Draw(img).text((16, 70), text, fill=(255, 255, 255), font=font)
+        arr = np.asarray(img)
+        for _ in range(round(secs * fps)):
+            f = av.VideoFrame.from_ndarray(arr, format="rgb24")
+            f.pts, f.time_base = i, Fraction(1, fps)
+            c.mux(v.encode(f))
+            i += 1
+    c.mux(v.encode(None))
+    if a is not None and audio is not None:
+        pcm = (audio.astype(np.float32) / 32768.0).reshape(1, -1)
+        for s in range(0, pcm.shape[1], 1024):
+            fr = av.AudioFrame.from_ndarray(
+                np.ascontiguousarray(pcm[:, s : s + 1024]), format="fltp", layout="mono"
+            )
+            fr.sample_rate, fr.pts, fr.time_base = sample_rate, s, Fraction(1, sample_rate)
+            c.mux(a.encode(fr))
+        c.mux(a.encode(None))
+    c.close()
+    return path
+
+
+def entry(root: Path, name: str, duration: float, has_audio: bool) -> dict[str, Any]:
+    p = root / name
+    sha = sha256_file(p) if p.exists() else "0" * 64
+    return {
+        "video_id": Path(name).stem,
+        "path": name,
+        "sha256": sha,
+        "duration": duration,
+        "has_audio": has_audio,
+        "metadata": {"brand": "Lumina", "category": "shampoo"},
+    }
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[dict[str, Any]]]:
+    from hivid.data.tts import synthesize
+
+    root = tmp_path_factory.mktemp("data")
+    (root / "videos").mkdir()
+    pcm, _ = synthesize(SPEECH)
+    dur = round(len(pcm) / 22050 + 0.4, 1)
+    half = dur / 2
+    write_clip(
+        root / "videos/talk.mp4",
+        [(half, RED, "Red Shampoo"), (dur - half, BLUE, "Only $59")],
+        audio=pcm,
+    )
+    write_clip(root / "videos/mute.mp4", [(2.0, BLUE, "Sale")])
+    (root / "videos/corrupt.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42" + bytes(range(256)) * 8)
+    entries = [
+        entry(root, "videos/talk.mp4", dur, True),
+        entry(root, "videos/mute.mp4", 2.0, False),
+        entry(root, "videos/corrupt.mp4", 3.0, True),
+    ]
+    return root, entries
+
+
+def tiny_cfg(**kw: Any) -> AnnotateConfig:
+    return from_mapping(AnnotateConfig, {"asr_model": "tiny.en", "min_chapter_s": 1.0, **kw})
+
+
+def test_config_validation() -> None:
+    cfg = tiny_cfg()
+    assert cfg.asr_backend == "faster-whisper" and cfg.fps == 1.0
+    with pytest.raises(ConfigError, match="similarity_threshold"):
+        tiny_cfg(similarity_threshold=1.5)
+    with pytest.raises(ConfigError, match="asr_backend"):
+        tiny_cfg(asr_backend="whisper.cpp")
+    with pytest.raises(ConfigError, match="unknown key"):
+        tiny_cfg(fsp=1.0)
+
+
+def test_cache_key_tracks_output_fields_only() -> None:
+    base = cache_key("a" * 64, tiny_cfg(), "m", "d")
+    assert base == cache_key("a" * 64, tiny_cfg(workers=4), "m", "d")
+    assert base != cache_key("b" * 64, tiny_cfg(), "m", "d")
+    assert base != cache_key("a" * 64, tiny_cfg(shot_threshold=0.3), "m", "d")
+    assert base != cache_key("a" * 64, tiny_cfg(), "m2", "d")
+
+
+def test_batch_annotates_caches_and_quarantines(
+    corpus: tuple[Path, list[dict[str, Any]]], tmp_path: Path
+) -> None:
+    root, entries = corpus
+    out = tmp_path / "ann"
+    seen: list[tuple[str, int, int]] = []
+    s = annotate_batch(entries, root, out, tiny_cfg(), progress=lambda *a: seen.append(a))
+    assert isinstance(s, AnnotateSummary)
+    assert s.annotated == ["mute", "talk"] and s.cached == []
+    (q,) = s.quarantined
+    assert q["video_id"] == "corrupt" and q["stage"] == "annotate"
+    assert q["path"] == "videos/corrupt.mp4"
+    assert q["reason"].startswith("videos/corrupt.mp4: ") and "\n" not in q["reason"]
+    assert all(isinstance(v, float) for v in s.timings.values()) and s.timings["videos_s"] > 0
+    assert [x[1:] for x in seen] == [(1, 3), (2, 3), (3, 3)]
+    assert sorted(p.name for p in out.iterdir()) == ["mute.json", "talk.json"]
+
+    text = (out / "talk.json").read_text()
+    rec = json.loads(text)
+    assert text == json.dumps(rec, indent=1, sort_keys=True, ensure_ascii=False) + "\n"
+    assert rec["schema_version"] == 1 and rec["video_id"] == "talk"
+    assert rec["sha256"] == entries[0]["sha256"]
+    asr = rec["asr"]
+    assert asr["audio"] is True and asr["model"] == "tiny.en" and asr["language"] == "en"
+    assert asr["word_timestamps"] == "faster-whisper" and len(asr["model_sha256"]) == 64
+    spoken = " ".join(x["text"] for x in asr["segments"]).lower()
+    assert "shampoo" in spoken and "order" in spoken
+    fr = rec["frames"]
+    assert [i["t"] for i in fr["items"]] == [float(k) for k in range(len(fr["items"]))]
+    assert fr["described"] == sum(i["reused_from"] is None for i in fr["items"]) < len(fr["items"])
+    assert sum(i["shot_change"] for i in fr["items"]) == 1
+    assert "RedShampoo" in fr["items"][0]["ocr_text"].replace(" ", "")
+    ch = rec["chapters"]
+    assert len(ch) == 2 and ch[0]["start"] == 0.0 and ch[-1]["end"] == rec["duration"]
+    assert ch[0]["end"] == ch[1]["start"]
+    assert ch[0]["title"].replace(" ", "") == "RedShampoo" and "59" in ch[1]["title"]
+    assert rec["tcot"] and all("Narration" in t["observation"] for t in rec["tcot"])
+    assert set(rec["timings"]) == {"asr_s", "frames_s", "total_s"}
+
+    mute = json.loads((out / "mute.json").read_text())
+    assert mute["asr"]["audio"] is False and mute["asr"]["segments"] == []
+    assert mute["chapters"][0]["title"] == "Sale" and mute["chapters"][-1]["end"] == 2.0
+
+    # Second run: everything good is served from cache, the corrupt file is quarantined again.
+    s2 = annotate_batch(entries, root, out, tiny_cfg())
+    assert s2.annotated == [] and sorted(s2.cached) == ["mute", "talk"]
+    assert [q["video_id"] for q in s2.quarantined] == ["corrupt"]
+    # A config change that affects output invalidates the cache.
+    s3 = annotate_batch(entries[1:2], root, out, tiny_cfg(shot_threshold=0.3))
+    assert s3.annotated == ["mute"] and s3.cached == []
+
+
+class SilentASR:
+    """Test fake: never called for a video without audio."""
+
+    name = "silent"
+
+    def transcribe(
+        self, audio: np.ndarray, sample_rate: int = 16000, language: str | None = None
+    ) -> ASRResult:
+        raise AssertionError("no audio track: ASR must not run")
+
+
+class TextDescriber:
+    name = "fixed-text"
+
+    def describe(self, image: np.ndarray) -> dict[str, Any]:
+        return {"ocr": [{"text": "Sale", "score": 0.9}], "ocr_text": "Sale", "colors": ["#1e3cc8"]}
+
+
+def test_annotate_video_vision_only(corpus: tuple[Path, list[dict[str, Any]]]) -> None:
+    root, entries = corpus
+    rec = annotate_video(
+        root / "videos/mute.mp4",
+        "mute",
+        entries[1]["sha256"],
+        2.0,
+        {},
+        tiny_cfg(),
+        SilentASR(),
+        TextDescriber(),
+    )
+    assert rec["asr"]["audio"] is False and rec["asr"]["backend"] == "silent"
+    assert rec["frames"]["describer"] == "fixed-text" and rec["frames"]["described"] == 1
+    assert [c["title"] for c in rec["chapters"]] == ["Sale"]
+
+
+@pytest.mark.slow
+def test_process_pool_workers(corpus: tuple[Path, list[dict[str, Any]]], tmp_path: Path) -> None:
+    root, entries = corpus
+    s = annotate_batch(entries, root, tmp_path / "ann", tiny_cfg(workers=2))
+    assert s.annotated == ["mute", "talk"]
+    assert [q["video_id"] for q in s.quarantined] == ["corrupt"]
+    rec = json.loads((tmp_path / "ann" / "talk.json").read_text())
+    assert "shampoo" in " ".join(x["text"] for x in rec["asr"]["segments"]).lower()

@@ -1,0 +1,131 @@
+"""PyAV decoding: audio resampling to 16 kHz mono and 1 fps frame sampling with exact timestamps."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+
+from hivid.data.decode import DecodeError, SampledFrame, decode_audio, sample_frames
+
+RED, BLUE = (200, 30, 40), (30, 60, 200)
+
+
+def write_clip(
+    path: Path,
+    scenes: list[tuple[float, tuple[int, int, int]]],
+    fps: int = 10,
+    size: tuple[int, int] = (320, 180),
+    audio: np.ndarray | None = None,
+    sample_rate: int = 22050,
+) -> Path:
+    """H.264 (+ AAC when ``audio`` is int16 mono) mp4 of solid-colour scenes [(seconds, rgb)]."""
+    c = av.open(str(path), mode="w", format="mp4")
+    v = c.add_stream("libx264", rate=fps, options={"preset": "ultrafast", "crf": "20"})
+    v.width, v.height = size
+    v.pix_fmt = "yuv420p"
+    a = None
+    if audio is not None:
+        a = c.add_stream("aac", rate=sample_rate)
+        a.layout = "mono"
+    i = 0
+    for secs, rgb in scenes:
+        arr = np.empty((size[1], size[0], 3), np.uint8)
+        arr[:] = rgb
+        for _ in range(round(secs * fps)):
+            f = av.VideoFrame.from_ndarray(arr, format="rgb24")
+            f.pts, f.time_base = i, Fraction(1, fps)
+            c.mux(v.encode(f))
+            i += 1
+    c.mux(v.encode(None))
+    if a is not None and audio is not None:
+        pcm = (audio.astype(np.float32) / 32768.0).reshape(1, -1)
+        for s in range(0, pcm.shape[1], 1024):
+            fr = av.AudioFrame.from_ndarray(
+                np.ascontiguousarray(pcm[:, s : s + 1024]), format="fltp", layout="mono"
+            )
+            fr.sample_rate, fr.pts, fr.time_base = sample_rate, s, Fraction(1, sample_rate)
+            c.mux(a.encode(fr))
+        c.mux(a.encode(None))
+    c.close()
+    return path
+
+
+def tone(seconds: float, hz: float = 440.0, sr: int = 22050) -> np.ndarray:
+    t = np.arange(round(seconds * sr)) / sr
+    return (0.5 * 32767 * np.sin(2 * np.pi * hz * t)).astype(np.int16)
+
+
+def test_decode_audio_length_range_and_pitch(tmp_path: Path) -> None:
+    clip = write_clip(tmp_path / "a.mp4", [(3.0, RED)], audio=tone(3.0, 440.0))
+    x = decode_audio(clip)
+    assert x is not None
+    assert x.dtype == np.float32 and x.ndim == 1
+    assert abs(x.shape[0] - 3.0 * 16000) < 0.05 * 16000
+    assert float(np.abs(x).max()) <= 1.0
+    assert 0.3 < float(np.abs(x).max()) < 0.7  # amplitude 0.5 survives AAC + resampling
+    # The resampler keeps the pitch: the spectrum peaks at 440 Hz at the new rate.
+    spec = np.abs(np.fft.rfft(x[4000:36000]))
+    peak_hz = np.argmax(spec) * 16000 / 32000
+    assert abs(peak_hz - 440.0) < 2.0
+
+
+def test_decode_audio_other_rate(tmp_path: Path) -> None:
+    clip = write_clip(tmp_path / "a.mp4", [(2.0, RED)], audio=tone(2.0))
+    x = decode_audio(clip, sample_rate=8000)
+    assert x is not None and abs(x.shape[0] - 16000) < 400
+
+
+def test_no_audio_stream_gives_none(tmp_path: Path) -> None:
+    clip = write_clip(tmp_path / "mute.mp4", [(2.0, RED)])
+    assert decode_audio(clip) is None
+
+
+def test_sample_frames_timestamps_and_content(tmp_path: Path) -> None:
+    clip = write_clip(tmp_path / "v.mp4", [(1.5, RED), (1.5, BLUE)])
+    frames = list(sample_frames(clip, fps=1.0))
+    assert [f.index for f in frames] == [0, 1, 2]
+    assert [f.t for f in frames] == [0.0, 1.0, 2.0]
+    assert [f.pts_time for f in frames] == pytest.approx([0.0, 1.0, 2.0], abs=1e-6)
+    assert all(isinstance(f, SampledFrame) for f in frames)
+    img = frames[0].image
+    assert img.dtype == np.uint8 and img.shape == (180, 320, 3)
+    assert np.abs(frames[1].image[90, 160].astype(int) - RED).max() < 12
+    assert np.abs(frames[2].image[90, 160].astype(int) - BLUE).max() < 12
+
+
+def test_sample_frames_takes_last_frame_not_after_target(tmp_path: Path) -> None:
+    # 4 fps video sampled at 3 fps: target 1/3 s takes the frame at 0.25 s (never 0.5 s).
+    clip = write_clip(tmp_path / "v.mp4", [(2.0, RED)], fps=4)
+    frames = list(sample_frames(clip, fps=3.0))
+    assert len(frames) == 6  # t = 0, 1/3, ..., 5/3 < 2.0
+    for f in frames:
+        assert f.pts_time <= f.t + 1e-9
+        assert f.t - f.pts_time < 0.25 + 1e-6
+
+
+def test_sample_frames_max_side(tmp_path: Path) -> None:
+    clip = write_clip(tmp_path / "v.mp4", [(1.0, RED)])
+    (frame,) = list(sample_frames(clip, fps=1.0, max_side=160))
+    assert frame.image.shape == (90, 160, 3)
+
+
+def test_random_bytes_raise_decode_error(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.mp4"
+    bad.write_bytes(np.random.default_rng(0).integers(0, 256, 4096, dtype=np.uint8).tobytes())
+    with pytest.raises(DecodeError, match=r"bad\.mp4: "):
+        list(sample_frames(bad))
+    with pytest.raises(DecodeError, match=r"bad\.mp4: "):
+        decode_audio(bad)
+
+
+def test_missing_and_empty_files(tmp_path: Path) -> None:
+    with pytest.raises(DecodeError, match="file not found"):
+        decode_audio(tmp_path / "nope.mp4")
+    empty = tmp_path / "empty.mp4"
+    empty.write_bytes(b"")
+    with pytest.raises(DecodeError, match="empty file"):
+        list(sample_frames(empty))
