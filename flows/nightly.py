@@ -2,8 +2,8 @@
 
 Stages run through `dvc repro --single-item <stage>` so dvc.lock records exactly what each stage
 consumed and produced, and an unchanged stage is skipped. Each stage's MLflow run nests under the
-flow's pipeline run. The quality gate (`validate`) exits non-zero on a batch failure, which stops the
-flow before training.
+flow's pipeline run. The quality gate (`validate`) exits non-zero on a batch failure, which
+stops the flow before training.
 """
 
 from __future__ import annotations
@@ -52,7 +52,9 @@ def register_model(root: str, parent_run_id: str) -> dict[str, Any]:
 
     os.environ["HIVID_PARENT_RUN_ID"] = parent_run_id
     try:
-        return run_register(Path(root), Path(root) / "params.yaml", Path(root) / "outputs/ckpt/stage2")
+        return run_register(
+            Path(root), Path(root) / "params.yaml", Path(root) / "outputs/ckpt/stage2"
+        )
     finally:
         os.environ.pop("HIVID_PARENT_RUN_ID", None)
 
@@ -72,7 +74,9 @@ def push_to_remote(root: str) -> str:
 
 
 @flow(name="hivid-nightly", log_prints=True)
-def nightly(repo: str = ".", demo: bool = True, register: bool = True, push: bool = True) -> dict[str, Any]:
+def nightly(
+    repo: str = ".", demo: bool = True, register_version: bool = True, push_data: bool = True
+) -> dict[str, Any]:
     """ingest -> annotate -> validate (gate) -> build_dataset -> train 1 -> train 2 -> evaluate
     -> register `hivid-narrator@challenger` -> dvc push."""
     root = str(Path(repo).resolve())
@@ -88,9 +92,9 @@ def nightly(repo: str = ".", demo: bool = True, register: bool = True, push: boo
                 result["stages"][stage] = run_stage.with_options(
                     retries=STAGE_RETRIES.get(stage, 0), retry_delay_seconds=10
                 )(root, stage, run.info.run_id)
-            if register:
+            if register_version:
                 result["model"] = register_model(root, run.info.run_id)
-            if push:
+            if push_data:
                 result["push"] = push_to_remote(root)
             result["status"] = "succeeded"
         except Exception as exc:

@@ -138,7 +138,9 @@ def ingest(data: Path, out: Path, params: Path) -> None:
 
 @main.command()
 @click.option("--data", type=PATH, default=Path("data"), show_default=True)
-@click.option("--manifest", type=PATH, default=Path("outputs/ingest/manifest.jsonl"), show_default=True)
+@click.option(
+    "--manifest", type=PATH, default=Path("outputs/ingest/manifest.jsonl"), show_default=True
+)
 @click.option("--out", type=PATH, default=Path("outputs/annotations"), show_default=True)
 @params_option
 def annotate(data: Path, manifest: Path, out: Path, params: Path) -> None:
@@ -159,7 +161,9 @@ def annotate(data: Path, manifest: Path, out: Path, params: Path) -> None:
 
 
 @main.command()
-@click.option("--manifest", type=PATH, default=Path("outputs/ingest/manifest.jsonl"), show_default=True)
+@click.option(
+    "--manifest", type=PATH, default=Path("outputs/ingest/manifest.jsonl"), show_default=True
+)
 @click.option("--annotations", type=PATH, default=Path("outputs/annotations"), show_default=True)
 @click.option("--out", type=PATH, default=Path("outputs/quality"), show_default=True)
 @params_option
@@ -175,13 +179,18 @@ def validate(manifest: Path, annotations: Path, out: Path, params: Path) -> None
     for q in r["quarantined"]:
         click.echo(f"  quarantined: {q['video_id']}: {'; '.join(q['reasons'])}")
     if not r["success"]:
-        click.echo("hivid validate: error: quality gate failed: " + "; ".join(r["batch_failures"]), err=True)
+        click.echo(
+            "hivid validate: error: quality gate failed: " + "; ".join(r["batch_failures"]),
+            err=True,
+        )
         sys.exit(2)
 
 
 @main.command("build-dataset")
 @click.option("--data", type=PATH, default=Path("data"), show_default=True)
-@click.option("--manifest", type=PATH, default=Path("outputs/ingest/manifest.jsonl"), show_default=True)
+@click.option(
+    "--manifest", type=PATH, default=Path("outputs/ingest/manifest.jsonl"), show_default=True
+)
 @click.option("--annotations", type=PATH, default=Path("outputs/annotations"), show_default=True)
 @click.option("--quality", type=PATH, default=Path("outputs/quality"), show_default=True)
 @click.option("--out", type=PATH, default=Path("outputs/dataset"), show_default=True)
@@ -194,7 +203,9 @@ def build_dataset(
 
     def go() -> dict:
         with _progress("build-dataset") as bar:
-            return run_build_dataset(_root(), params, data, manifest, annotations, quality, out, bar)
+            return run_build_dataset(
+                _root(), params, data, manifest, annotations, quality, out, bar
+            )
 
     s = _guard("build-dataset", go)
     click.echo(f"build-dataset: {s['videos']} videos, splits {s['splits']}, {s['frames']} frames")
@@ -217,7 +228,8 @@ def train(stage: str, dataset: Path, out: Path | None, init_dir: Path | None, pa
     r = _guard("train", lambda: run_train(_root(), params, n, dataset, out, init_dir))
     m = r["metrics"]
     click.echo(
-        f"train stage {n}: {int(m.get('steps', 0))} steps, train_loss {m.get('train_loss', float('nan')):.4f}, "
+        f"train stage {n}: {int(m.get('steps', 0))} steps, "
+        f"train_loss {m.get('train_loss', float('nan')):.4f}, "
         f"trainable {int(m.get('trainable_params', 0))}/{int(m.get('total_params', 0))} params; "
         f"run {r['run_id']}"
     )
@@ -229,7 +241,9 @@ def evaluate() -> None:
 
 
 @evaluate.command("model")
-@click.option("--model", "model_dir", type=PATH, default=Path("outputs/ckpt/stage2/model"), show_default=True)
+@click.option(
+    "--model", "model_dir", type=PATH, default=Path("outputs/ckpt/stage2/model"), show_default=True
+)
 @click.option("--dataset", type=PATH, default=Path("outputs/dataset"), show_default=True)
 @click.option("--data", type=PATH, default=Path("data"), show_default=True)
 @click.option("--out", type=PATH, default=Path("outputs/eval"), show_default=True)
@@ -281,12 +295,19 @@ def register(stage2: Path, params: Path) -> None:
     from hivid.stages import run_register
 
     r = _guard("register", lambda: run_register(_root(), params, stage2))
-    click.echo(f"registered {r['name']} version {r['version']} as @{r['alias']} (run {r['run_id']})")
+    click.echo(
+        f"registered {r['name']} version {r['version']} as @{r['alias']} (run {r['run_id']})"
+    )
 
 
 @main.command()
 @click.option("--repo", type=PATH, default=Path("."), show_default=True, help="Project root.")
-@click.option("--demo/--no-demo", default=True, show_default=True, help="Create the demo corpus when data/ is missing.")
+@click.option(
+    "--demo/--no-demo",
+    default=True,
+    show_default=True,
+    help="Create the demo corpus when data/ is missing.",
+)
 def nightly(repo: Path, demo: bool) -> None:
     """Run the nightly Prefect flow in-process (ephemeral Prefect API unless PREFECT_API_URL)."""
     root = repo.resolve()

@@ -39,13 +39,18 @@ class PipelineError(RuntimeError):
     """A pipeline step failed; the message names the step and the reason."""
 
 
+def _path_with_venv() -> str:
+    """PATH with this interpreter's bin dir first, so `hivid` in dvc.yaml is the same install."""
+    return os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
+
+
 def _dvc(root: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "dvc", *args],
         cwd=root,
         capture_output=True,
         text=True,
-        env={**os.environ, **(env or {})},
+        env={**os.environ, **(env or {}), "PATH": _path_with_venv()},
     )
 
 
@@ -68,10 +73,13 @@ def ensure_data(root: Path, demo: bool, log: Callable[[str], None] = print) -> s
             how = "pulled"
         elif demo:
             from hivid.config import load_section
-            from hivid.data.demo import generate_demo_corpus
+            from hivid.data.demo import DemoConfig, generate_demo_corpus
 
-            cfg = load_section(root / "params.yaml", "demo")
-            log(f"data/ missing and not in the DVC remote: generating the demo corpus ({cfg.videos} videos)")
+            cfg: DemoConfig = load_section(root / "params.yaml", "demo")
+            log(
+                "data/ missing and not in the DVC remote: "
+                f"generating the demo corpus ({cfg.videos} videos)"
+            )
             generate_demo_corpus(data, cfg)
             how = "generated"
         else:
@@ -83,6 +91,17 @@ def ensure_data(root: Path, demo: bool, log: Callable[[str], None] = print) -> s
         log("data.dvc created: commit it to pin this data version")
         return how
     status = data_status(root)
+    if status and how == "generated":
+        # The generator is byte-deterministic for a given lock file; a mismatch means a different
+        # codec build produced other bytes. Re-pin loudly rather than train on unpinned data.
+        log(
+            "WARNING: the regenerated demo corpus differs from the one pinned in data.dvc "
+            "(different FFmpeg/espeak build?); re-pinning with `dvc add data` - commit data.dvc"
+        )
+        proc = _dvc(root, "add", "data")
+        if proc.returncode != 0:
+            raise PipelineError(f"dvc add data failed: {proc.stderr.strip()[-500:]}")
+        return "generated (re-pinned)"
     if status:
         raise PipelineError(
             f"{data}: differs from the version pinned in data.dvc ({json.dumps(status)[:300]}); "
@@ -91,7 +110,9 @@ def ensure_data(root: Path, demo: bool, log: Callable[[str], None] = print) -> s
     return how
 
 
-def repro_stage(root: Path, stage: str, parent_run_id: str | None, log: Callable[[str], None] = print) -> str:
+def repro_stage(
+    root: Path, stage: str, parent_run_id: str | None, log: Callable[[str], None] = print
+) -> str:
     """Reproduce one dvc.yaml stage; returns 'ran' or 'skipped' (DVC found it up to date)."""
     env = {PARENT_ENV: parent_run_id} if parent_run_id else {}
     env["MLFLOW_TRACKING_URI"] = tracking_uri(root)
@@ -101,7 +122,7 @@ def repro_stage(root: Path, stage: str, parent_run_id: str | None, log: Callable
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
-        env={**os.environ, **env, "PYTHONUNBUFFERED": "1"},
+        env={**os.environ, **env, "PYTHONUNBUFFERED": "1", "PATH": _path_with_venv()},
     )
     lines: list[str] = []
     assert proc.stdout is not None
@@ -119,7 +140,9 @@ def repro_stage(root: Path, stage: str, parent_run_id: str | None, log: Callable
 
 
 @contextlib.contextmanager
-def pipeline_run(root: Path, name: str, tags: dict[str, str] | None = None) -> Iterator[mlflow.ActiveRun]:
+def pipeline_run(
+    root: Path, name: str, tags: dict[str, str] | None = None
+) -> Iterator[mlflow.ActiveRun]:
     """The parent MLflow run of one pipeline execution."""
     configure(root)
     with mlflow.start_run(
@@ -151,7 +174,9 @@ def summary_text(root: Path, result: dict[str, Any]) -> str:
     metrics = root / "outputs" / "eval" / "metrics.json"
     if metrics.exists():
         m = read_json(metrics)
-        lines.append("metrics (test split): " + ", ".join(f"{k}={v:.4f}" for k, v in sorted(m.items())))
+        lines.append(
+            "metrics (test split): " + ", ".join(f"{k}={v:.4f}" for k, v in sorted(m.items()))
+        )
     if result.get("model"):
         mv = result["model"]
         lines.append(f"registered model: {mv['name']} version {mv['version']} (@{mv['alias']})")
@@ -159,6 +184,7 @@ def summary_text(root: Path, result: dict[str, Any]) -> str:
     lines.append(f"MLflow store: {uri}")
     if uri.startswith("sqlite:///"):
         lines.append(
-            f"open the UI:  .venv/bin/mlflow ui --backend-store-uri {uri} --host 127.0.0.1 --port 5000"
+            f"open the UI:  .venv/bin/mlflow ui --backend-store-uri {uri} "
+            "--host 127.0.0.1 --port 5000"
         )
     return "\n".join(lines)

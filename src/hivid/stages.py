@@ -27,6 +27,14 @@ class StageError(RuntimeError):
     """A stage cannot produce its output (the message says which input and why)."""
 
 
+def _lock_md5(root: Path, path: Path) -> str | None:
+    """The dvc.lock md5 of a stage output directory (None outside the project or not locked)."""
+    full = (path if path.is_absolute() else Path.cwd() / path).resolve()
+    if not full.is_relative_to(root.resolve()):
+        return None
+    return out_md5(root, full.relative_to(root.resolve()).as_posix())
+
+
 def _quarantine_metrics(rows: list[dict[str, Any]], total: int) -> dict[str, float]:
     return {"quarantined": float(len(rows)), "quarantine_share": len(rows) / max(1, total)}
 
@@ -40,7 +48,10 @@ def run_ingest(root: Path, params: Path, data: Path, out: Path, progress: Progre
         write_ingest_outputs(summary, out)
         total = len(summary.manifest) + len(summary.quarantined)
         mlflow.log_metrics(
-            {"videos": float(len(summary.manifest)), **_quarantine_metrics(summary.quarantined, total)}
+            {
+                "videos": float(len(summary.manifest)),
+                **_quarantine_metrics(summary.quarantined, total),
+            }
         )
         if summary.manifest:
             df = pd.DataFrame(
@@ -64,9 +75,7 @@ def run_annotate(
             pd.DataFrame([{k: v for k, v in r.items() if k != "metadata"} for r in manifest]),
             "manifest",
             manifest_path,
-            out_md5(root, str(manifest_path.parent.relative_to(root)))
-            if manifest_path.is_relative_to(root)
-            else None,
+            _lock_md5(root, manifest_path.parent),
             context="annotate",
         )
         summary = annotate_batch(manifest, data, out, cfg, progress)
@@ -201,7 +210,9 @@ def _gate_tag(root: Path) -> dict[str, str]:
     if not gate_path.exists():
         return {}
     gate = read_json(gate_path)
-    return {"gx.result": f"{gate.get('result_id')}:{'success' if gate.get('success') else 'failure'}"}
+    return {
+        "gx.result": f"{gate.get('result_id')}:{'success' if gate.get('success') else 'failure'}"
+    }
 
 
 def run_train(
@@ -219,25 +230,29 @@ def run_train(
     cfg: TrainConfig = load_section(params, f"train_stage{stage}")
     model_cfg = load_model_config(params)
     name = f"train_stage{stage}"
-    ds_md5 = out_md5(root, str(dataset_dir.relative_to(root))) if dataset_dir.is_relative_to(
-        root
-    ) else None
+    ds_md5 = _lock_md5(root, dataset_dir)
     with stage_run(
         root, name, {"train": to_dict(cfg), "model": to_dict(model_cfg)}, tags=_gate_tag(root)
     ) as run:
         for split, context in (("train", "training"), ("val", "validation")):
-            log_dataset(_dataset_frame(dataset_dir, split), f"dataset-{split}", dataset_dir, ds_md5, context)
+            log_dataset(
+                _dataset_frame(dataset_dir, split), f"dataset-{split}", dataset_dir, ds_md5, context
+            )
         if init_dir is not None:
             mlflow.set_tag("init.model_dir", str(init_dir))
-            init_run = (init_dir / "mlflow_run.json")
+            init_run = init_dir / "mlflow_run.json"
             if init_run.exists():
                 mlflow.set_tag("init.run", read_json(init_run)["run_id"])
         logger = MLFlowLogger(
             tracking_uri=mlflow.get_tracking_uri(), run_id=run.info.run_id, log_model=False
         )
-        result = train_stage(stage, dataset_dir, out, model_cfg, cfg, init_dir, logger)
+        result = train_stage(
+            1 if stage == 1 else 2, dataset_dir, out, model_cfg, cfg, init_dir, logger
+        )
         mlflow.log_metrics({f"final_{k}": float(v) for k, v in result.metrics.items()})
-        mlflow.log_text("\n".join(sorted(result.trainable_parameter_names)), "trainable_parameters.txt")
+        mlflow.log_text(
+            "\n".join(sorted(result.trainable_parameter_names)), "trainable_parameters.txt"
+        )
         info: dict[str, Any] = {"run_id": run.info.run_id, "stage": stage}
         if stage == 2:
             from hivid.tracking.registry import log_narrator_model
@@ -268,10 +283,14 @@ def run_evaluate(
     if model_run.exists():
         tags["model.run"] = read_json(model_run)["run_id"]
     with stage_run(root, "evaluate", {"evaluate": to_dict(cfg)}, tags=tags) as run:
-        ds_md5 = out_md5(root, str(dataset_dir.relative_to(root))) if dataset_dir.is_relative_to(
-            root
-        ) else None
-        log_dataset(_dataset_frame(dataset_dir, cfg.split), f"dataset-{cfg.split}", dataset_dir, ds_md5, "evaluation")
+        ds_md5 = _lock_md5(root, dataset_dir)
+        log_dataset(
+            _dataset_frame(dataset_dir, cfg.split),
+            f"dataset-{cfg.split}",
+            dataset_dir,
+            ds_md5,
+            "evaluation",
+        )
         report = evaluate_model(model_dir, dataset_dir, data, out, cfg, progress)
         mlflow.log_metrics({k: float(v) for k, v in report["metrics"].items()})
         per_video = pd.DataFrame(

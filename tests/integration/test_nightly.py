@@ -28,7 +28,10 @@ def test_nightly_flow_end_to_end(prefect_harness: None, workspace: Path) -> None
     lock = yaml.safe_load((workspace / "dvc.lock").read_text())["stages"]
     assert set(lock) == set(STAGES)
     status = subprocess.run(
-        [sys.executable, "-m", "dvc", "status", "--json"], cwd=workspace, capture_output=True, text=True
+        [sys.executable, "-m", "dvc", "status", "--json"],
+        cwd=workspace,
+        capture_output=True,
+        text=True,
     )
     assert status.returncode == 0 and status.stdout.strip() in ("{}", ""), status.stdout
     outs = {o["path"]: o["md5"] for st in lock.values() for o in st.get("outs", [])}
@@ -55,9 +58,16 @@ def test_nightly_flow_end_to_end(prefect_harness: None, workspace: Path) -> None
     # each stage's upstream hashes are exactly what dvc.lock says the upstream produced
     assert by_stage["annotate"].data.tags["dvc.lock.ingest.md5"] == outs["outputs/ingest"]
     assert by_stage["build_dataset"].data.tags["dvc.lock.validate.md5"] == outs["outputs/quality"]
-    assert by_stage["train_stage1"].data.tags["dvc.lock.build_dataset.md5"] == outs["outputs/dataset"]
-    assert by_stage["train_stage2"].data.tags["dvc.lock.train_stage1.md5"] == outs["outputs/ckpt/stage1"]
-    assert by_stage["evaluate"].data.tags["dvc.lock.train_stage2.md5"] == outs["outputs/ckpt/stage2"]
+    assert (
+        by_stage["train_stage1"].data.tags["dvc.lock.build_dataset.md5"] == outs["outputs/dataset"]
+    )
+    assert (
+        by_stage["train_stage2"].data.tags["dvc.lock.train_stage1.md5"]
+        == outs["outputs/ckpt/stage1"]
+    )
+    assert (
+        by_stage["evaluate"].data.tags["dvc.lock.train_stage2.md5"] == outs["outputs/ckpt/stage2"]
+    )
     # the quality-gate result travels with the training runs
     gate_tag = by_stage["validate"].data.tags["gx.result"]
     assert gate_tag.endswith(":success")
@@ -70,7 +80,7 @@ def test_nightly_flow_end_to_end(prefect_harness: None, workspace: Path) -> None
 
     # the registry: hivid-narrator@challenger is the stage-2 run's model
     mv = client.get_model_version_by_alias("hivid-narrator", "challenger")
-    assert mv.version == result["model"]["version"]
+    assert str(mv.version) == result["model"]["version"]
     assert mv.run_id == by_stage["train_stage2"].info.run_id
     assert mv.tags["dvc.data.md5"] == data_md5
     assert mv.tags["gx.result"] == gate_tag
@@ -89,6 +99,6 @@ def test_gate_failure_stops_before_training(prefect_harness: None, tmp_path: Pat
     params = {**TINY_PARAMS, "quality": {"max_quarantine_share": 0.0, "min_chapters": 50}}
     ws = make_workspace(tmp_path, params, videos=1)
     with pytest.raises(Exception, match="validate"):
-        nightly(repo=str(ws), demo=False, register=False, push=False)
+        nightly(repo=str(ws), demo=False, register_version=False, push_data=False)
     assert not (ws / "outputs" / "dataset").exists()
     assert not (ws / "outputs" / "ckpt").exists()

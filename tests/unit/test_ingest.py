@@ -93,8 +93,8 @@ def test_metadata_errors_are_one_line(tmp_path: Path) -> None:
     with pytest.raises(MetadataError, match="not JSON"):
         load_metadata(p)
     p.write_text(json.dumps({"brand": "A", "category": "c", "attributes": {}, "price": {}}))
-    with pytest.raises(MetadataError, match="price.amount"):
+    with pytest.raises(MetadataError, match=r"price\.amount"):
         load_metadata(p)
     p.write_text(json.dumps({**META, "price": {"amount": float("nan")}}))
-    with pytest.raises(MetadataError, match="price.amount"):
+    with pytest.raises(MetadataError, match=r"price\.amount"):
         load_metadata(p)

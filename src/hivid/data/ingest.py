@@ -80,7 +80,9 @@ def load_metadata(path: Path) -> dict[str, Any]:
     try:
         meta = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise MetadataError(f"{path}: metadata is not JSON ({exc.msg}, line {exc.lineno})") from None
+        raise MetadataError(
+            f"{path}: metadata is not JSON ({exc.msg}, line {exc.lineno})"
+        ) from None
     if not isinstance(meta, dict):
         raise MetadataError(f"{path}: metadata must be a JSON object")
     problems = []
@@ -149,7 +151,10 @@ def ingest(
         checks = [
             (cfg.min_fps <= info.fps <= cfg.max_fps, f"frame rate {info.fps} outside range"),
             (info.duration <= cfg.max_duration_s, f"duration {info.duration}s too long"),
-            (info.width * info.height <= cfg.max_pixels, f"frame {info.width}x{info.height} too large"),
+            (
+                info.width * info.height <= cfg.max_pixels,
+                f"frame {info.width}x{info.height} too large",
+            ),
         ]
         failed = [msg for ok, msg in checks if not ok]
         if failed:

@@ -87,7 +87,9 @@ def _sample_frames(path: Path, cfg: DatasetConfig) -> tuple[np.ndarray, list[flo
     frames: list[np.ndarray] = []
     times: list[float] = []
     for fr in sample_frames(path, fps=cfg.fps, max_side=max(cfg.frame_size * 4, 64)):
-        img = Image.fromarray(fr.image).resize((cfg.frame_size, cfg.frame_size), Image.BILINEAR)
+        img = Image.fromarray(fr.image).resize(
+            (cfg.frame_size, cfg.frame_size), Image.Resampling.BILINEAR
+        )
         frames.append(np.asarray(img, dtype=np.uint8))
         times.append(round(float(fr.t), 3))
     if not frames:

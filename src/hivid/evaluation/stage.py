@@ -93,7 +93,9 @@ def evaluate_model(
         text, chapters = generate_chapters(
             model, tokenizer, row, dataset_dir, max_new_tokens=cfg.max_new_tokens
         )
-        results[vid] = [{"timestamp": [c["start"], c["end"]], "sentence": _sentence(c)} for c in chapters]
+        results[vid] = [
+            {"timestamp": [c["start"], c["end"]], "sentence": _sentence(c)} for c in chapters
+        ]
         generations.append({"video_id": vid, "text": text, "parsed_chapters": len(chapters)})
     if not gt:
         raise ValueError(f"evaluate: no video of the {cfg.split} split has ground truth")

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import mlflow
+import mlflow.pyfunc
 import pandas as pd
 from mlflow.tracking import MlflowClient
 
@@ -33,7 +34,7 @@ class RegistryConfig:
         require(self.alias not in ("", "latest"), "registry.alias must be a name other than latest")
 
 
-class NarratorPyfunc(mlflow.pyfunc.PythonModel):  # type: ignore[misc]
+class NarratorPyfunc(mlflow.pyfunc.PythonModel):  # type: ignore[name-defined,misc]
     """pyfunc wrapper: input rows are dataset rows (see hivid.dataset.build) + `dataset_dir`."""
 
     def load_context(self, context: Any) -> None:
@@ -96,9 +97,7 @@ def register_version(
             description="HiVid-Narrator: hierarchical video narrator (TCoT + chapters), "
             "trained nightly by HiVid Ops. Every version carries its lineage tags.",
         )
-    existing = [
-        v for v in client.search_model_versions(f"name='{name}'") if v.run_id == run_id
-    ]
+    existing = [v for v in client.search_model_versions(f"name='{name}'") if v.run_id == run_id]
     if existing:
         version = str(max(int(v.version) for v in existing))
     else:

@@ -1,7 +1,7 @@
 """MLflow run context for pipeline stages: embedded default store, nesting, lineage, datasets.
 
-Embedded default (no configuration): tracking at ``sqlite:///<root>/mlruns/mlflow.db`` with artifacts
-under ``<root>/mlruns/artifacts``. ``MLFLOW_TRACKING_URI`` points it at a server instead.
+Embedded default (no configuration): tracking at ``sqlite:///<root>/mlruns/mlflow.db`` with
+artifacts under ``<root>/mlruns/artifacts``. ``MLFLOW_TRACKING_URI`` points it at a server instead.
 
 A stage launched by the nightly flow runs as a child of the flow's pipeline run: the flow passes the
 parent's id in ``HIVID_PARENT_RUN_ID``. Secrets are never logged: params come from typed configs,
@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import mlflow
+import mlflow.data
 import pandas as pd
 from mlflow.tracking import MlflowClient
 
@@ -104,7 +105,9 @@ def log_dataset(
     with warnings.catch_warnings():
         # schema-inference hints and source-type ambiguity notes are noise for file:// sources
         warnings.simplefilter("ignore", UserWarning)
-        ds = mlflow.data.from_pandas(df, source=source_uri, name=name, digest=digest)
+        ds = mlflow.data.from_pandas(  # type: ignore[attr-defined]
+            df, source=source_uri, name=name, digest=digest
+        )
         mlflow.log_input(ds, context=context)
 
 
