@@ -1,0 +1,62 @@
+"""`hivid evaluate ...`: the pipeline stage (`model`) and scorers for any predictions."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from hivid.cli_common import PATH, guard, params_option, progress, project_root
+
+
+@click.group()
+def evaluate() -> None:
+    """Evaluation: the pipeline stage (`model`) and scorers for any predictions (`dense`)."""
+
+
+@evaluate.command("model")
+@click.option(
+    "--model", "model_dir", type=PATH, default=Path("outputs/ckpt/stage2/model"), show_default=True
+)
+@click.option("--dataset", type=PATH, default=Path("outputs/dataset"), show_default=True)
+@click.option("--data", type=PATH, default=Path("data"), show_default=True)
+@click.option("--out", type=PATH, default=Path("outputs/eval"), show_default=True)
+@click.option("--metrics", type=PATH, default=Path("outputs/eval_metrics.json"), show_default=True)
+@params_option
+def evaluate_model_cmd(
+    model_dir: Path, dataset: Path, data: Path, out: Path, metrics: Path, params: Path
+) -> None:
+    """Narrate the test split with a trained model and score it against the ground truth."""
+    from hivid.stages import run_evaluate
+
+    def go() -> dict:
+        with progress("evaluate") as bar:
+            return run_evaluate(project_root(), params, model_dir, dataset, data, out, metrics, bar)
+
+    r = guard("evaluate", go)
+    click.echo("evaluate: " + ", ".join(f"{k}={v:.4f}" for k, v in sorted(r["metrics"].items())))
+
+
+@evaluate.command("dense")
+@click.option("--gt", type=PATH, required=True, help="ActivityNet-format ground truth JSON.")
+@click.option("--pred", type=PATH, required=True, help="ActivityNet-format predictions JSON.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def evaluate_dense(gt: Path, pred: Path, as_json: bool) -> None:
+    """Temporal-localization Precision / Recall / F1 over tIoU {0.3, 0.5, 0.7, 0.9}."""
+    from hivid.evaluation.dense import localization_scores
+    from hivid.io import read_json
+
+    def go() -> dict:
+        p = read_json(pred)
+        if not isinstance(p, dict) or "results" not in p:
+            raise ValueError(f"{pred}: predictions need a 'results' object")
+        s = localization_scores(read_json(gt), p["results"])
+        return {k: s[k] for k in ("Precision", "Recall", "F1")}
+
+    r = guard("evaluate dense", go)
+    if as_json:
+        click.echo(json.dumps(r, sort_keys=True))
+    else:
+        for k, v in r.items():
+            click.echo(f"{k:>10}: {v:.4f}")
