@@ -104,6 +104,37 @@ def run_annotate(
     return report
 
 
+def _log_inputs(
+    root: Path,
+    manifest_path: Path,
+    ann_dir: Path,
+    annotations: dict[str, dict[str, Any]],
+    context: str,
+) -> None:
+    """Log the manifest and the annotations as this run's input datasets (digest = DVC md5)."""
+    from hivid.data.ingest import read_manifest
+
+    manifest = read_manifest(manifest_path)
+    log_dataset(
+        pd.DataFrame([{k: v for k, v in r.items() if k != "metadata"} for r in manifest]),
+        "manifest",
+        manifest_path,
+        _lock_md5(root, manifest_path.parent),
+        context,
+    )
+    rows = [
+        {
+            "video_id": vid,
+            "asr_segments": len(a.get("asr", {}).get("segments", [])),
+            "frames": len(a.get("frames", {}).get("items", [])),
+            "chapters": len(a.get("chapters", [])),
+        }
+        for vid, a in sorted(annotations.items())
+    ]
+    if rows:
+        log_dataset(pd.DataFrame(rows), "annotations", ann_dir, _lock_md5(root, ann_dir), context)
+
+
 def load_annotations(ann_dir: Path) -> dict[str, dict[str, Any]]:
     return {p.stem: read_json(p) for p in sorted(ann_dir.glob("*.json"))}
 
@@ -119,6 +150,7 @@ def run_validate(
     manifest = read_manifest(manifest_path)
     annotations = load_annotations(ann_dir)
     with stage_run(root, "validate", {"quality": to_dict(cfg)}) as run:
+        _log_inputs(root, manifest_path, ann_dir, annotations, "validation")
         result = run_gate(manifest, annotations, cfg, out)
         mlflow.set_tags(
             {"gx.result": f"{result.result_id}:{'success' if result.success else 'failure'}"}
@@ -169,9 +201,11 @@ def run_build_dataset(
         {"dataset": to_dict(cfg)},
         tags={"gx.result": f"{gate.get('result_id')}:success"},
     ):
+        annotations = load_annotations(ann_dir)
+        _log_inputs(root, manifest_path, ann_dir, annotations, "dataset-build")
         summary = build_dataset(
             read_manifest(manifest_path),
-            load_annotations(ann_dir),
+            annotations,
             list(gate["passed"]),
             data,
             out,

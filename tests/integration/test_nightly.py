@@ -72,9 +72,17 @@ def test_nightly_flow_end_to_end(prefect_harness: None, workspace: Path) -> None
     gate_tag = by_stage["validate"].data.tags["gx.result"]
     assert gate_tag.endswith(":success")
     assert by_stage["train_stage1"].data.tags["gx.result"] == gate_tag
+
     # input datasets carry DVC md5 digests
-    t1_inputs = by_stage["train_stage1"].inputs.dataset_inputs
-    assert any(d.dataset.digest == outs["outputs/dataset"] for d in t1_inputs)
+    def digests(stage: str) -> set[str]:
+        return {d.dataset.digest for d in by_stage[stage].inputs.dataset_inputs}
+
+    assert data_md5 in digests("ingest")
+    assert outs["outputs/ingest"] in digests("annotate")
+    assert {outs["outputs/ingest"], outs["outputs/annotations"]} <= digests("validate")
+    assert outs["outputs/annotations"] in digests("build_dataset")
+    assert outs["outputs/dataset"] in digests("train_stage1")
+    assert outs["outputs/dataset"] in digests("evaluate")
     # metrics logged
     assert "F1" in by_stage["evaluate"].data.metrics
 
