@@ -136,7 +136,9 @@ def _log_inputs(
 
 
 def load_annotations(ann_dir: Path) -> dict[str, dict[str, Any]]:
-    return {p.stem: read_json(p) for p in sorted(ann_dir.glob("*.json"))}
+    # dotfiles (the `.hivid_run.json` lineage record) are not annotations
+    files = sorted(p for p in ann_dir.glob("*.json") if not p.name.startswith("."))
+    return {p.stem: read_json(p) for p in files}
 
 
 def run_validate(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import subprocess
 import sys
 from pathlib import Path
@@ -68,6 +69,10 @@ def test_nightly_flow_end_to_end(prefect_harness: None, workspace: Path) -> None
     assert (
         by_stage["evaluate"].data.tags["dvc.lock.train_stage2.md5"] == outs["outputs/ckpt/stage2"]
     )
+    # each stage names the run that produced its inputs: the chain lineage walks
+    chain = ["ingest", "annotate", "validate", "build_dataset", "train_stage1", "train_stage2"]
+    for up, down in itertools.pairwise(chain):
+        assert by_stage[down].data.tags[f"upstream.{up}.run"] == by_stage[up].info.run_id, down
     # the quality-gate result travels with the training runs
     gate_tag = by_stage["validate"].data.tags["gx.result"]
     assert gate_tag.endswith(":success")

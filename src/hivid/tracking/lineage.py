@@ -6,16 +6,20 @@ Tags every stage run carries (ARCHITECTURE.md, rule 5):
 - ``dvc.data.md5``: the md5 of ``data/`` pinned by ``data.dvc``;
 - ``dvc.lock.<stage>.md5``: for each input of this stage produced by an upstream stage, that
   output's md5 as recorded in ``dvc.lock`` (so a run can be matched to exact upstream outputs);
-- ``dvc.dep.<path>.md5``: the md5 of each input as DVC recorded it for this stage's last run.
+- ``upstream.<stage>.run``: the MLflow run that produced each input (read from the
+  ``.hivid_run.json`` record that every stage leaves in its output directory).
 """
 
 from __future__ import annotations
 
+import json
 import subprocess
 from pathlib import Path
 from typing import Any
 
 import yaml
+
+RUN_RECORD = ".hivid_run.json"
 
 
 def find_project_root(start: Path | None = None) -> Path:
@@ -92,11 +96,31 @@ def lineage_tags(root: Path, stage: str | None) -> dict[str, str]:
             if dep in outs:
                 upstream, out_md5 = outs[dep]
                 tags[f"dvc.lock.{upstream}.md5"] = out_md5
-        lock = _load_yaml(root / "dvc.lock") or {}
-        for dep in ((lock.get("stages") or {}).get(stage) or {}).get("deps") or []:
-            if dep.get("md5") and not str(dep["path"]).startswith("src"):
-                tags[f"dvc.dep.{dep['path']}.md5"] = dep["md5"]
+            record = root / dep / RUN_RECORD
+            if record.is_file():
+                info = json.loads(record.read_text())
+                tags[f"upstream.{info['stage']}.run"] = info["run_id"]
     return tags
+
+
+def stage_outs(root: Path, stage: str) -> list[str]:
+    doc = _load_yaml(root / "dvc.yaml") or {}
+    entry = (doc.get("stages") or {}).get(stage) or {}
+    outs = []
+    for out in entry.get("outs") or []:
+        outs.append(str(next(iter(out)) if isinstance(out, dict) else out))
+    return outs
+
+
+def record_run(root: Path, stage: str, run_id: str) -> None:
+    """Leave ``.hivid_run.json`` in each output directory of ``stage``: the next stage tags it as
+    ``upstream.<stage>.run``, which is how `hivid lineage` walks from a model back to the data."""
+    from hivid.io import write_json
+
+    for out in stage_outs(root, stage):
+        d = root / out
+        if d.is_dir():
+            write_json(d / RUN_RECORD, {"stage": stage, "run_id": run_id})
 
 
 def out_md5(root: Path, path: str) -> str | None:

@@ -23,7 +23,7 @@ import pandas as pd
 from mlflow.tracking import MlflowClient
 
 from hivid.configbase import flatten
-from hivid.tracking.lineage import lineage_tags
+from hivid.tracking.lineage import lineage_tags, record_run
 
 EXPERIMENT = "hivid"
 PARENT_ENV = "HIVID_PARENT_RUN_ID"
@@ -91,6 +91,7 @@ def stage_run(
         if params:
             mlflow.log_params(_params(params))
         yield run
+        record_run(root, stage, run.info.run_id)
 
 
 def log_dataset(
