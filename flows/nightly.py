@@ -4,10 +4,17 @@ Stages run through `dvc repro --single-item <stage>` so dvc.lock records exactly
 consumed and produced, and an unchanged stage is skipped. Each stage's MLflow run nests under the
 flow's pipeline run. The quality gate (`validate`) exits non-zero on a batch failure, which
 stops the flow before training.
+
+Failure notifications: ``HIVID_NOTIFY_BLOCK`` (a saved Prefect notification block, e.g.
+``slack-webhook/hivid-alerts``) or ``HIVID_NOTIFY_WEBHOOK`` (a URL receiving a JSON POST
+``{"text": ...}``); the URL is a secret read from the environment and never logged.
 """
 
 from __future__ import annotations
 
+import json
+import os
+import urllib.request
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -23,7 +30,38 @@ from hivid.pipeline import (
     repro_stage,
     summary_text,
 )
-from hivid.stages import run_register
+from hivid.stages import run_promote, run_register
+
+
+def _message(flow: Any, flow_run: Any, state: Any) -> str:
+    return (
+        f"HiVid nightly flow run {flow_run.name} ({flow_run.id}) ended {state.name}: "
+        f"{(state.message or '')[:500]}"
+    )
+
+
+def notify_failure(flow: Any, flow_run: Any, state: Any) -> None:
+    """Prefect on_failure / on_crashed hook; notification errors never mask the failure."""
+    text = _message(flow, flow_run, state)
+    block_name = os.environ.get("HIVID_NOTIFY_BLOCK")
+    url = os.environ.get("HIVID_NOTIFY_WEBHOOK")
+    try:
+        if block_name:
+            from prefect.blocks.core import Block
+
+            block: Any = Block.load(block_name)
+            block.notify(text, subject="HiVid nightly failed")
+        elif url:
+            req = urllib.request.Request(
+                url,
+                data=json.dumps({"text": text}).encode(),
+                headers={"Content-Type": "application/json"},
+                method="POST",
+            )
+            with urllib.request.urlopen(req, timeout=10):
+                pass
+    except Exception as exc:  # a broken notifier must not hide the pipeline's own failure
+        print(f"notification failed: {type(exc).__name__}")
 
 
 def _log() -> Any:
@@ -60,6 +98,29 @@ def register_model(root: str, parent_run_id: str) -> dict[str, Any]:
 
 
 @task(retries=2, retry_delay_seconds=[5, 30])
+def promote_model(root: str, parent_run_id: str, version: str) -> dict[str, Any]:
+    import os
+
+    os.environ["HIVID_PARENT_RUN_ID"] = parent_run_id
+    try:
+        decision = run_promote(Path(root), Path(root) / "params.yaml", version)
+    finally:
+        os.environ.pop("HIVID_PARENT_RUN_ID", None)
+    get_run_logger().info("promotion: %s", decision["text"])
+    return decision
+
+
+@task
+def compare_with_champion(root: str, parent_run_id: str, before: str, new: str) -> str:
+    from hivid.tracking.compare import write_report
+
+    out = Path(root) / "outputs" / "compare" / "report.html"
+    refs = [f"models:/hivid-narrator/{before}", f"models:/hivid-narrator/{new}"]
+    write_report(Path(root), refs, out, log_to=parent_run_id)
+    return str(out)
+
+
+@task(retries=2, retry_delay_seconds=[5, 30])
 def push_to_remote(root: str) -> str:
     """Push data + stage outputs to the DVC remote so any version can be restored later."""
     import subprocess
@@ -73,14 +134,29 @@ def push_to_remote(root: str) -> str:
     return proc.stdout.strip().splitlines()[-1] if proc.stdout.strip() else "pushed"
 
 
-@flow(name="hivid-nightly", log_prints=True)
+@flow(
+    name="hivid-nightly",
+    log_prints=True,
+    on_failure=[notify_failure],
+    on_crashed=[notify_failure],
+)
 def nightly(
-    repo: str = ".", demo: bool = True, register_version: bool = True, push_data: bool = True
+    repo: str = ".",
+    demo: bool = True,
+    register_version: bool = True,
+    push_data: bool = True,
+    max_lateness_s: float = 6 * 3600,
 ) -> dict[str, Any]:
     """ingest -> annotate -> validate (gate) -> build_dataset -> train 1 -> train 2 -> evaluate
     -> register `hivid-narrator@challenger` -> dvc push."""
     root = str(Path(repo).resolve())
     logger = get_run_logger()
+    scheduled = flow_run.scheduled_start_time
+    if scheduled is not None:
+        late = (datetime.now(UTC) - scheduled).total_seconds()
+        if late > max_lateness_s:  # a late nightly is skipped, not piled onto the next one
+            logger.warning("skipping: scheduled %s, %.0f s late", scheduled, late)
+            return {"status": "skipped (late)", "stages": {}, "text": "skipped: run was late"}
     how = prepare_data(root, demo)
     logger.info("data: %s", how)
     result: dict[str, Any] = {"stages": {}, "status": "running", "data": how}
@@ -94,6 +170,14 @@ def nightly(
                 )(root, stage, run.info.run_id)
             if register_version:
                 result["model"] = register_model(root, run.info.run_id)
+                result["promotion"] = promote_model(
+                    root, run.info.run_id, result["model"]["version"]
+                )
+                before = result["promotion"].get("champion_before")
+                if before and before != result["model"]["version"]:
+                    result["report"] = compare_with_champion(
+                        root, run.info.run_id, before, result["model"]["version"]
+                    )
             if push_data:
                 result["push"] = push_to_remote(root)
             result["status"] = "succeeded"

@@ -185,6 +185,62 @@ def register(stage2: Path, params: Path) -> None:
 
 
 @main.command()
+@click.option("--version", default=None, help="Model version (default: the challenger).")
+@params_option
+def promote(version: str | None, params: Path) -> None:
+    """Promotion gate: make the challenger `champion` if it passed every gate and beats the
+    champion on the gate metric by the configured margin."""
+    from hivid.stages import run_promote
+
+    r = guard("promote", lambda: run_promote(project_root(), params, version))
+    click.echo(r["text"])
+
+
+@main.command()
+@click.argument("model")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def lineage(model: str, as_json: bool) -> None:
+    """Trace MODEL (models:/hivid-narrator@champion, models:/hivid-narrator/<version> or a run id)
+    back to its raw videos, verifying each link; exits 1 on any MISMATCH."""
+    from hivid.tracking.audit import trace
+
+    result = guard("lineage", lambda: trace(project_root(), model))
+    if as_json:
+        echo_json(result.to_dict())
+    else:
+        click.echo(f"lineage of {model}")
+        for link in result.links:
+            click.echo(f"  [{link.status:<10}] {link.name}: {link.reason}")
+    if not result.ok:
+        sys.exit(1)
+
+
+@main.command()
+@click.argument("refs", nargs=-1, required=True)
+@click.option("--out", type=PATH, default=Path("compare.html"), show_default=True)
+@click.option("--log-to", default=None, help="Also log the report to this MLflow run id.")
+def compare(refs: tuple[str, ...], out: Path, log_to: str | None) -> None:
+    """Compare two or more runs or models (models:/name/<version>, @alias, run ids) in one HTML
+    report: params (differences first), metric deltas, per-video table, chapter timelines, gates."""
+    from hivid.tracking.compare import write_report
+
+    s = guard("compare", lambda: write_report(project_root(), list(refs), out, log_to))
+    click.echo(
+        f"wrote {out}: {len(s['subjects'])} subjects, {len(s['params_differing'])} params differ"
+    )
+
+
+@main.command("checkout-data")
+@click.argument("model")
+def checkout_data(model: str) -> None:
+    """Restore data/ (and data.dvc) to exactly the version MODEL was trained on."""
+    from hivid.tracking.audit import checkout_data as restore
+
+    r = guard("checkout-data", lambda: restore(project_root(), model))
+    click.echo(f"data/ restored to {r['md5']} ({r['data.dvc']} updated)")
+
+
+@main.command()
 @click.option("--repo", type=PATH, default=Path("."), show_default=True, help="Project root.")
 @click.option(
     "--demo/--no-demo",

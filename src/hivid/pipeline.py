@@ -180,6 +180,10 @@ def summary_text(root: Path, result: dict[str, Any]) -> str:
     if result.get("model"):
         mv = result["model"]
         lines.append(f"registered model: {mv['name']} version {mv['version']} (@{mv['alias']})")
+    if result.get("promotion"):
+        lines.append(f"promotion: {result['promotion']['text']}")
+    if result.get("report"):
+        lines.append(f"comparison with the champion: {result['report']}")
     lines.append(f"pipeline run: {result.get('run_id')}")
     lines.append(f"MLflow store: {uri}")
     if uri.startswith("sqlite:///"):

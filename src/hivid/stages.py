@@ -276,7 +276,8 @@ def run_train(
             )
         if init_dir is not None:
             mlflow.set_tag("init.model_dir", str(init_dir))
-            init_run = init_dir / "mlflow_run.json"
+            # the stage-1 record sits beside its model dir (outputs/ckpt/stage1/mlflow_run.json)
+            init_run = init_dir.parent / "mlflow_run.json"
             if init_run.exists():
                 mlflow.set_tag("init.run", read_json(init_run)["run_id"])
         logger = MLFlowLogger(
@@ -356,7 +357,8 @@ def run_register(root: Path, params: Path, stage2_dir: Path) -> dict[str, Any]:
     lineage = {
         k: v
         for k, v in src.data.tags.items()
-        if k.startswith(("git.", "dvc.", "gx.")) or k in ("parent.run", "init.run")
+        if k.startswith(("git.", "dvc.", "gx.", "model.", "upstream."))
+        or k in ("parent.run", "init.run")
     }
     eval_run = root / "outputs" / "eval" / "mlflow_run.json"
     if eval_run.exists():
@@ -366,3 +368,22 @@ def run_register(root: Path, params: Path, stage2_dir: Path) -> dict[str, Any]:
         lineage["pipeline.run"] = pipeline
     version = register_version(info["model_uri"], info["run_id"], cfg, lineage)
     return {"name": cfg.model_name, "version": version, "alias": cfg.alias, **info}
+
+
+def run_promote(root: Path, params: Path, version: str | None = None) -> dict[str, Any]:
+    """Apply the promotion gate to ``version`` (default: the current challenger)."""
+    from hivid.tracking.promotion import promote
+    from hivid.tracking.registry import RegistryConfig
+    from hivid.tracking.runs import configure
+
+    cfg: RegistryConfig = load_section(params, "registry")
+    configure(root)
+    client = mlflow.MlflowClient()
+    if version is None:
+        version = str(client.get_model_version_by_alias(cfg.model_name, cfg.alias).version)
+    decision = promote(root, cfg.model_name, version, cfg.promotion)
+    pipeline = os.environ.get("HIVID_PARENT_RUN_ID")
+    if pipeline:
+        client.log_dict(pipeline, decision.to_dict(), "promotion/decision.json")
+        client.set_tag(pipeline, "promotion.decision", decision.text()[:5000])
+    return {"name": cfg.model_name, **decision.to_dict(), "text": decision.text()}

@@ -82,7 +82,19 @@ def make_workspace(tmp: Path, overrides: dict[str, Any], videos: int = 2) -> Pat
     return ws
 
 
-@pytest.fixture
-def workspace(tmp_path: Path) -> Path:
+@pytest.fixture(scope="module")
+def nightly_run(
+    prefect_harness: None, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[Path, dict]:
+    """One real nightly run on a fresh 2-video workspace, shared by the tests of a module."""
+    from flows.nightly import nightly
+
     os.environ.pop("MLFLOW_TRACKING_URI", None)
-    return make_workspace(tmp_path, TINY_PARAMS)
+    ws = make_workspace(tmp_path_factory.mktemp("nightly"), TINY_PARAMS)
+    return ws, nightly(repo=str(ws), demo=False)
+
+
+def hivid(ws: Path, *args: str) -> subprocess.CompletedProcess:
+    """The real CLI, run in the workspace (same install as the tests)."""
+    exe = Path(sys.executable).parent / "hivid"
+    return subprocess.run([str(exe), *args], cwd=ws, capture_output=True, text=True)

@@ -7,7 +7,7 @@ tokenizer): `mlflow.pyfunc.load_model("models:/hivid-narrator@challenger")` give
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +18,7 @@ from mlflow.tracking import MlflowClient
 
 import hivid
 from hivid.configbase import require
+from hivid.tracking.promotion import PromotionConfig
 
 
 @dataclass
@@ -28,6 +29,8 @@ class RegistryConfig:
     """Registered model name every nightly version is filed under."""
     alias: str = "challenger"
     """Alias the newest version receives (promotion to `champion` is a separate gate)."""
+    promotion: PromotionConfig = field(default_factory=PromotionConfig)
+    """When the challenger becomes champion (hivid.tracking.promotion)."""
 
     def __post_init__(self) -> None:
         require(bool(self.model_name.strip()), "registry.model_name must not be empty")
@@ -61,6 +64,10 @@ def log_narrator_model(model_dir: Path) -> dict[str, str]:
     import torch
     import transformers
 
+    from hivid.tracking.audit import sha256_dir
+
+    # Recorded so `hivid lineage` can recompute the checkpoint hash from the registry's copy.
+    mlflow.set_tag("model.sha256", sha256_dir(model_dir))
     info = mlflow.pyfunc.log_model(
         name="model",
         python_model=NarratorPyfunc(),
