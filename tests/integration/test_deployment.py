@@ -1,0 +1,43 @@
+"""`prefect deploy` accepts prefect.yaml: the nightly deployment with its schedule and limits."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+pytestmark = pytest.mark.slow
+
+
+def test_prefect_deploy_accepts_the_deployment_file(tmp_path: Path) -> None:
+    prefect = str(Path(sys.executable).parent / "prefect")
+    env = {
+        **os.environ,
+        "PREFECT_HOME": str(tmp_path / "prefect"),  # a private ephemeral API for this test
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "HIVID_REPO_DIR": str(REPO),
+    }
+    env.pop("PREFECT_API_URL", None)
+
+    def run(*args: str) -> str:
+        proc = subprocess.run(
+            [prefect, *args], cwd=REPO, env=env, capture_output=True, text=True, timeout=300
+        )
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        return proc.stdout
+
+    run("work-pool", "create", "hivid-cpu", "--type", "process")
+    assert "successfully created" in run("--no-prompt", "deploy", "--all")
+    spec = run("deployment", "inspect", "hivid-nightly/nightly")
+    for expected in (
+        "'cron': '0 2 * * *'",
+        "'timezone': 'Europe/Berlin'",
+        "'limit': 1",
+        "'collision_strategy': 'CANCEL_NEW'",
+        "'work_pool_name': 'hivid-cpu'",
+    ):
+        assert expected in spec, expected
