@@ -27,6 +27,7 @@ from hivid.pipeline import (
     PipelineError,
     ensure_data,
     pipeline_run,
+    pipeline_up_to_date,
     repro_stage,
     summary_text,
 )
@@ -77,6 +78,11 @@ def prepare_data(root: str, demo: bool) -> str:
 # Annotation may call remote inference endpoints: retried. Other stages are deterministic, and a
 # retry would only repeat the same failure (the quality gate in particular must not be retried).
 STAGE_RETRIES = {"annotate": 1}
+
+
+@task
+def pipeline_unchanged(root: str) -> bool:
+    return pipeline_up_to_date(Path(root))
 
 
 @task(task_run_name="{stage}")
@@ -164,7 +170,11 @@ def nightly(
     with pipeline_run(Path(root), name, {"prefect.flow_run": str(flow_run.id or "")}) as run:
         result["run_id"] = run.info.run_id
         try:
+            unchanged = pipeline_unchanged(root)
             for stage in STAGES:
+                if unchanged:
+                    result["stages"][stage] = "skipped (unchanged)"
+                    continue
                 result["stages"][stage] = run_stage.with_options(
                     retries=STAGE_RETRIES.get(stage, 0), retry_delay_seconds=10
                 )(root, stage, run.info.run_id)
