@@ -22,6 +22,7 @@ from typing import Any
 from prefect import flow, get_run_logger, task
 from prefect.runtime import flow_run
 
+from flows.train import TRAIN_STAGES
 from hivid.pipeline import (
     STAGES,
     PipelineError,
@@ -78,6 +79,19 @@ def prepare_data(root: str, demo: bool) -> str:
 # Annotation may call remote inference endpoints: retried. Other stages are deterministic, and a
 # retry would only repeat the same failure (the quality gate in particular must not be retried).
 STAGE_RETRIES = {"annotate": 1}
+
+
+def train_on_pool(deployment: str, root: str, parent_run_id: str) -> dict[str, str]:
+    """Run the training stages as the GPU deployment's flow run and wait for it."""
+    from prefect.deployments import run_deployment
+
+    fr = run_deployment(
+        deployment, parameters={"repo": root, "parent_run_id": parent_run_id}, as_subflow=True
+    )
+    if fr.state is None or not fr.state.is_completed():
+        name = fr.state.name if fr.state else "unknown"
+        raise PipelineError(f"training deployment {deployment} ended {name}")
+    return {s: f"ran on {deployment}" for s in TRAIN_STAGES}
 
 
 @task
@@ -152,6 +166,7 @@ def nightly(
     register_version: bool = True,
     push_data: bool = True,
     max_lateness_s: float = 6 * 3600,
+    train_deployment: str | None = None,
 ) -> dict[str, Any]:
     """ingest -> annotate -> validate (gate) -> build_dataset -> train 1 -> train 2 -> evaluate
     -> register `hivid-narrator@challenger` -> dvc push."""
@@ -174,6 +189,12 @@ def nightly(
             for stage in STAGES:
                 if unchanged:
                     result["stages"][stage] = "skipped (unchanged)"
+                    continue
+                if train_deployment and stage in TRAIN_STAGES:
+                    if stage == TRAIN_STAGES[0]:
+                        result["stages"].update(
+                            train_on_pool(train_deployment, root, run.info.run_id)
+                        )
                     continue
                 result["stages"][stage] = run_stage.with_options(
                     retries=STAGE_RETRIES.get(stage, 0), retry_delay_seconds=10

@@ -31,6 +31,7 @@ def test_prefect_deploy_accepts_the_deployment_file(tmp_path: Path) -> None:
         return proc.stdout
 
     run("work-pool", "create", "hivid-cpu", "--type", "process")
+    run("work-pool", "create", "hivid-gpu", "--type", "process")
     assert "successfully created" in run("--no-prompt", "deploy", "--all")
     spec = run("deployment", "inspect", "hivid-nightly/nightly")
     for expected in (
@@ -41,3 +42,6 @@ def test_prefect_deploy_accepts_the_deployment_file(tmp_path: Path) -> None:
         "'work_pool_name': 'hivid-cpu'",
     ):
         assert expected in spec, expected
+    gpu = run("deployment", "inspect", "hivid-train/train-gpu")
+    assert "'work_pool_name': 'hivid-gpu'" in gpu
+    assert "'train_deployment': 'hivid-train/train-gpu'" in spec
