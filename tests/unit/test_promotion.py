@@ -19,6 +19,8 @@ def store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
+    # earlier tests in this process may have left another store's experiment active
+    mlflow.set_experiment("promotion-test")
     MlflowClient().create_registered_model(NAME)
     return tmp_path
 
