@@ -33,8 +33,16 @@ def main() -> None:
 @click.option("--out", type=PATH, default=Path("data"), show_default=True)
 @click.option("--videos", type=int, default=None, help="Number of videos (default: params demo).")
 @click.option("--seed", type=int, default=None, help="Seed (default: params demo).")
+@click.option(
+    "--faults",
+    is_flag=True,
+    help="Also write bad input (zero-byte, truncated, 8K frame, bad metadata, ...) that ingest "
+    "must quarantine; never part of the pinned default corpus.",
+)
 @params_option
-def demo_data(out: Path, videos: int | None, seed: int | None, params: Path) -> None:
+def demo_data(
+    out: Path, videos: int | None, seed: int | None, faults: bool, params: Path
+) -> None:
     """Write the deterministic synthetic demo corpus (same seed -> byte-identical files)."""
 
     def go() -> None:
@@ -50,6 +58,11 @@ def demo_data(out: Path, videos: int | None, seed: int | None, params: Path) -> 
         with progress("demo-data") as bar:
             ids = generate_demo_corpus(out, cfg, progress=lambda i, n: bar(f"video {i}", i, n))
         click.echo(f"wrote {len(ids)} videos to {out}/ (seed {cfg.seed})")
+        if faults:
+            from hivid.data.faults import write_faults
+
+            written = write_faults(out, cfg.seed)
+            click.echo(f"wrote {len(written)} fault files to {out}/videos/ (fault_*, x..*)")
 
     guard("demo-data", go)
 
@@ -70,6 +83,9 @@ def ingest(data: Path, out: Path, params: Path) -> None:
     click.echo(f"ingest: {s['videos']} videos in manifest, {s['quarantined']} quarantined")
     for q in s["quarantine"]:
         click.echo(f"  quarantined: {q['reason']}")
+    if s.get("batch_failures"):
+        click.echo("hivid ingest: error: " + "; ".join(s["batch_failures"]), err=True)
+        sys.exit(2)
 
 
 @main.command()

@@ -58,8 +58,10 @@ def run_ingest(root: Path, params: Path, data: Path, out: Path, progress: Progre
                 [{k: v for k, v in r.items() if k != "metadata"} for r in summary.manifest]
             )
             log_dataset(df, "raw-videos", data, data_md5(root), context="ingest")
+        failures = summary.batch_failures(cfg)
+        mlflow.log_metric("batch_failures", float(len(failures)))
         log_artifacts_if_exist(out, "ingest")
-    return summary.to_dict()
+    return {**summary.to_dict(), "batch_failures": failures}
 
 
 def run_annotate(

@@ -21,10 +21,23 @@ from pathlib import Path
 from typing import Any
 
 from hivid.configbase import require
-from hivid.data.probe import ProbeError, probe_video, sha256_file
+from hivid.data.probe import ProbeError, ProbeResult, ProbeWorker, probe_video, sha256_file
 from hivid.io import write_json, write_jsonl
 
 VIDEO_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+"""A video id (the file stem) is a safe single path component: it names output files."""
+
+
+def video_id_problem(video_id: object) -> str | None:
+    """Why ``video_id`` cannot be used as an id (None when it can): no separators, no ``..``."""
+    if not isinstance(video_id, str):
+        return f"video id {video_id!r} is not a string"
+    if not VIDEO_ID_RE.match(video_id) or ".." in video_id:
+        return (
+            f"invalid video id {video_id!r} (1-128 of letters, digits, '_', '-', '.'; "
+            "no '..' or path separators)"
+        )
+    return None
 
 
 @dataclass
@@ -40,7 +53,15 @@ class IngestConfig:
     max_duration_s: float = 3600.0
     """Videos longer than this are rejected (a product video is minutes, not hours)."""
     max_pixels: int = 3840 * 2160
-    """Frames with more pixels than this are rejected (protects the 1 fps decoder's memory)."""
+    """Frames with more pixels than this are rejected from the stream header, before decoding
+    (protects the 1 fps decoder's memory: one 7680x4320 frame is ~100 MB as RGB)."""
+    probe_timeout_s: float = 60.0
+    """Per-file limit of the prober, which runs in a child process so that a file hanging or
+    crashing FFmpeg is quarantined and the batch goes on; 0 probes in-process without a limit."""
+    min_videos: int = 1
+    """The stage fails (non-zero exit, after writing its report) when fewer videos are usable."""
+    max_quarantine_share: float = 1.0
+    """The stage fails when more than this share of the files is quarantined (1.0: never)."""
     require_metadata: bool = True
     """Reject a video whose ``metadata/<id>.json`` is missing or malformed."""
 
@@ -49,6 +70,11 @@ class IngestConfig:
         require(0 < self.min_fps <= self.max_fps, "ingest: need 0 < min_fps <= max_fps")
         require(self.max_duration_s > 0, "ingest.max_duration_s must be > 0")
         require(self.max_pixels > 0, "ingest.max_pixels must be > 0")
+        require(self.probe_timeout_s >= 0, "ingest.probe_timeout_s must be >= 0 (0: no limit)")
+        require(self.min_videos >= 0, "ingest.min_videos must be >= 0")
+        require(
+            0 <= self.max_quarantine_share <= 1, "ingest.max_quarantine_share must be in [0, 1]"
+        )
 
 
 @dataclass
@@ -62,7 +88,31 @@ class IngestSummary:
             "quarantined": len(self.quarantined),
             "video_ids": [r["video_id"] for r in self.manifest],
             "quarantine": self.quarantined,
+            "variable_frame_rate": [
+                r["video_id"] for r in self.manifest if r.get("variable_frame_rate")
+            ],
         }
+
+    def batch_failures(self, cfg: IngestConfig) -> list[str]:
+        """Why the batch must stop (empty stage, too much quarantined); [] when it may go on."""
+        total = len(self.manifest) + len(self.quarantined)
+        failures = []
+        if len(self.manifest) < cfg.min_videos:
+            failures.append(
+                f"{len(self.manifest)} usable video(s) of {total} file(s), fewer than "
+                f"ingest.min_videos {cfg.min_videos}"
+            )
+        share = len(self.quarantined) / total if total else 0.0
+        if share > cfg.max_quarantine_share:
+            failures.append(
+                f"{len(self.quarantined)} of {total} files quarantined ({share:.0%}), more than "
+                f"ingest.max_quarantine_share {cfg.max_quarantine_share:.0%}"
+            )
+        return failures
+
+
+class IngestFailed(Exception):
+    """The ingest batch as a whole failed (its reports are written before this is raised)."""
 
 
 class MetadataError(Exception):
@@ -114,11 +164,23 @@ def ingest(
     videos_dir = data_root / "videos"
     if not videos_dir.is_dir():
         raise FileNotFoundError(f"{videos_dir}: no videos/ directory in the data root")
-    files = sorted(p for p in videos_dir.rglob("*") if p.is_file() and not p.name.startswith("."))
+    files = sorted(
+        p
+        for p in videos_dir.rglob("*")
+        if (p.is_file() or p.is_symlink()) and not p.name.startswith(".")
+    )
+    root_real = videos_dir.resolve()
     manifest: list[dict[str, Any]] = []
     quarantined: list[dict[str, Any]] = []
     seen_hash: dict[str, str] = {}
     seen_id: set[str] = set()
+
+    worker = ProbeWorker(cfg.probe_timeout_s, cfg.max_pixels) if cfg.probe_timeout_s else None
+
+    def probe(path: Path) -> ProbeResult:
+        if worker is not None:
+            return worker.probe(path)
+        return probe_video(path, cfg.max_pixels)
 
     def reject(path: Path, reason: str, video_id: str | None = None) -> None:
         quarantined.append(
@@ -130,65 +192,91 @@ def ingest(
             }
         )
 
-    for i, path in enumerate(files):
-        if progress:
-            progress(path.name, i, len(files))
-        video_id = path.stem
-        if path.suffix.lower() not in cfg.extensions:
-            reject(path, f"unsupported extension '{path.suffix}'")
-            continue
-        if not VIDEO_ID_RE.match(video_id) or ".." in video_id:
-            reject(path, f"invalid video id {video_id!r} (letters, digits, '_', '-', '.')")
-            continue
-        if video_id in seen_id:
-            reject(path, f"duplicate video id {video_id!r}", video_id)
-            continue
-        try:
-            info = probe_video(path)
-        except ProbeError as exc:
-            reject(path, exc.reason, video_id)
-            continue
-        checks = [
-            (cfg.min_fps <= info.fps <= cfg.max_fps, f"frame rate {info.fps} outside range"),
-            (info.duration <= cfg.max_duration_s, f"duration {info.duration}s too long"),
-            (
-                info.width * info.height <= cfg.max_pixels,
-                f"frame {info.width}x{info.height} too large",
-            ),
-        ]
-        failed = [msg for ok, msg in checks if not ok]
-        if failed:
-            reject(path, "; ".join(failed), video_id)
-            continue
-        digest = sha256_file(path)
-        if digest in seen_hash:
-            reject(path, f"same content as {seen_hash[digest]} (sha256 {digest[:12]})", video_id)
-            continue
-        meta_path = data_root / "metadata" / f"{video_id}.json"
-        try:
-            metadata = load_metadata(meta_path)
-        except MetadataError as exc:
-            if cfg.require_metadata:
-                reject(path, str(exc).replace(str(data_root) + "/", ""), video_id)
-                continue
-            metadata = {}
-        gt_path = data_root / "ground_truth" / f"{video_id}.json"
-        seen_hash[digest] = video_id
-        seen_id.add(video_id)
-        manifest.append(
-            {
-                "video_id": video_id,
-                "path": str(path.relative_to(data_root)),
-                "sha256": digest,
-                "size_bytes": path.stat().st_size,
-                **info.to_dict(),
-                "metadata": metadata,
-                "ground_truth": str(gt_path.relative_to(data_root)) if gt_path.exists() else None,
-            }
-        )
+    try:
+        for i, path in enumerate(files):
+            if progress:
+                progress(path.name, i, len(files))
+            _one(path, probe, reject, data_root, root_real, cfg, manifest, seen_hash, seen_id)
+    finally:
+        if worker is not None:
+            worker.close()
     if progress:
         progress("done", len(files), len(files))
     return IngestSummary(manifest=manifest, quarantined=quarantined)
+
+
+def _one(
+    path: Path,
+    probe: Callable[[Path], ProbeResult],
+    reject: Callable[..., None],
+    data_root: Path,
+    root_real: Path,
+    cfg: IngestConfig,
+    manifest: list[dict[str, Any]],
+    seen_hash: dict[str, str],
+    seen_id: set[str],
+) -> None:
+    """Check, probe and hash one file; append its manifest row or reject it."""
+    video_id = path.stem
+    if path.suffix.lower() not in cfg.extensions:
+        reject(path, f"unsupported extension '{path.suffix}'")
+        return
+    problem = video_id_problem(video_id)
+    if problem:
+        reject(path, problem)
+        return
+    if not path.resolve().is_relative_to(root_real):
+        reject(path, "resolves outside the videos/ directory (symlink escaping the data root)")
+        return
+    if not path.is_file():
+        reject(path, "not a regular file (broken link, FIFO or device)")
+        return
+    if video_id in seen_id:
+        reject(path, f"duplicate video id {video_id!r}", video_id)
+        return
+    try:
+        info = probe(path)
+    except ProbeError as exc:
+        reject(path, exc.reason, video_id)
+        return
+    checks = [
+        (cfg.min_fps <= info.fps <= cfg.max_fps, f"frame rate {info.fps} outside range"),
+        (info.duration <= cfg.max_duration_s, f"duration {info.duration}s too long"),
+        (
+            info.width * info.height <= cfg.max_pixels,
+            f"frame {info.width}x{info.height} too large",
+        ),
+    ]
+    failed = [msg for ok, msg in checks if not ok]
+    if failed:
+        reject(path, "; ".join(failed), video_id)
+        return
+    digest = sha256_file(path)
+    if digest in seen_hash:
+        reject(path, f"same content as {seen_hash[digest]} (sha256 {digest[:12]})", video_id)
+        return
+    meta_path = data_root / "metadata" / f"{video_id}.json"
+    try:
+        metadata = load_metadata(meta_path)
+    except MetadataError as exc:
+        if cfg.require_metadata:
+            reject(path, str(exc).replace(str(data_root) + "/", ""), video_id)
+            return
+        metadata = {}
+    gt_path = data_root / "ground_truth" / f"{video_id}.json"
+    seen_hash[digest] = video_id
+    seen_id.add(video_id)
+    manifest.append(
+        {
+            "video_id": video_id,
+            "path": str(path.relative_to(data_root)),
+            "sha256": digest,
+            "size_bytes": path.stat().st_size,
+            **info.to_dict(),
+            "metadata": metadata,
+            "ground_truth": str(gt_path.relative_to(data_root)) if gt_path.exists() else None,
+        }
+    )
 
 
 def write_ingest_outputs(summary: IngestSummary, out_dir: Path) -> None:
@@ -198,7 +286,35 @@ def write_ingest_outputs(summary: IngestSummary, out_dir: Path) -> None:
     write_json(out_dir / "summary.json", summary.to_dict())
 
 
+class ManifestError(ValueError):
+    """The manifest itself is corrupt or tampered with (one line: file, row, reason)."""
+
+
 def read_manifest(path: Path) -> list[dict[str, Any]]:
+    """Rows of ``manifest.jsonl``; raise ``ManifestError`` on a row that is not safe to use.
+
+    Ingest never writes an unsafe id or path, so one here means the file was edited or corrupted:
+    later stages build output paths from ids, so ``../../x`` must stop the stage, not be skipped.
+    """
     if not path.exists():
         raise FileNotFoundError(f"{path}: manifest not found (run `hivid ingest` first)")
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    rows = []
+    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise ManifestError(f"{path}:{n}: not JSON ({exc.msg})") from None
+        if not isinstance(row, dict):
+            raise ManifestError(f"{path}:{n}: row is not a JSON object")
+        problem = video_id_problem(row.get("video_id"))
+        rel = row.get("path")
+        if problem is None and (
+            not isinstance(rel, str) or Path(rel).is_absolute() or ".." in Path(rel).parts
+        ):
+            problem = f"path {rel!r} is not a relative path inside the data root"
+        if problem:
+            raise ManifestError(f"{path}:{n}: {problem}")
+        rows.append(row)
+    return rows

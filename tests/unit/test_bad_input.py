@@ -1,0 +1,195 @@
+"""Every kind of bad input ingest must quarantine with a one-line reason, in one mixed batch."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+from pathlib import Path
+
+import pytest
+
+from hivid.data.faults import FAULTS, vfr_times, write_clip, write_faults, write_huge_frame
+from hivid.data.ingest import (
+    IngestConfig,
+    ManifestError,
+    ingest,
+    read_manifest,
+    video_id_problem,
+    write_ingest_outputs,
+)
+from hivid.data.probe import ProbeError, ProbeWorker, probe_video
+
+from ..conftest import write_video
+
+META = {
+    "brand": "Acme",
+    "category": "beauty",
+    "attributes": {"volume": "500ml"},
+    "price": {"amount": 59.0, "currency": "USD"},
+}
+GOOD = ("demo_a", "demo_b")
+
+
+@pytest.fixture(scope="module")
+def faulty(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
+    """Two good videos plus every fault of ``FAULTS``, ingested once."""
+    root = tmp_path_factory.mktemp("faulty") / "data"
+    for seed, vid in enumerate(GOOD):
+        write_video(root / "videos" / f"{vid}.mp4", seed=seed + 1)
+        (root / "metadata").mkdir(parents=True, exist_ok=True)
+        (root / "metadata" / f"{vid}.json").write_text(json.dumps(META))
+    write_faults(root)
+    summary = ingest(root, IngestConfig(probe_timeout_s=30))
+    write_ingest_outputs(summary, root.parent / "out")
+    return root, {"summary": summary}
+
+
+def test_every_fault_is_handled_and_good_videos_finish(faulty: tuple[Path, dict]) -> None:
+    _root, ctx = faulty
+    summary = ctx["summary"]
+    kept = {r["video_id"]: r for r in summary.manifest}
+    reasons = {q["path"]: q["reason"] for q in summary.quarantined}
+    for vid in GOOD:
+        assert vid in kept, reasons
+    for f in FAULTS:
+        path = f"videos/{f.name}"
+        if f.expect == "quarantine":
+            assert path in reasons, f"{f.name} was not quarantined"
+            assert f.reason in reasons[path], reasons[path]
+            # one line, naming the file
+            assert reasons[path].startswith(f"{path}: ") and "\n" not in reasons[path]
+        else:
+            assert Path(f.name).stem in kept, f"{f.name} was rejected: {reasons.get(path)}"
+    assert len(summary.manifest) + len(summary.quarantined) == len(GOOD) + len(FAULTS)
+
+
+def test_accepted_oddities_are_recorded(faulty: tuple[Path, dict]) -> None:
+    kept = {r["video_id"]: r for r in faulty[1]["summary"].manifest}
+    assert kept["fault_no_audio"]["has_audio"] is False
+    assert kept["fault_no_audio"]["variable_frame_rate"] is False
+    vfr = kept["fault_vfr"]
+    assert vfr["variable_frame_rate"] is True
+    lo, hi = vfr["frame_interval_range"]
+    assert lo == pytest.approx(1 / 30, abs=2e-3) and hi == pytest.approx(1 / 6, abs=2e-3)
+    assert not kept["demo_a"]["variable_frame_rate"]
+    assert faulty[1]["summary"].to_dict()["variable_frame_rate"] == ["fault_vfr"]
+
+
+def test_duplicate_names_the_first_copy(faulty: tuple[Path, dict]) -> None:
+    q = {q["path"]: q for q in faulty[1]["summary"].quarantined}
+    assert "same content as demo_a (sha256 " in q["videos/fault_duplicate.mp4"]["reason"]
+
+
+def test_quarantine_report_written(faulty: tuple[Path, dict]) -> None:
+    out = faulty[0].parent / "out"
+    rows = [json.loads(x) for x in (out / "quarantine.jsonl").read_text().splitlines()]
+    assert {r["stage"] for r in rows} == {"ingest"}
+    assert len(rows) == sum(f.expect == "quarantine" for f in FAULTS)
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["quarantined"] == len(rows)
+
+
+def test_huge_frame_rejected_from_header_and_limit_is_configurable(tmp_path: Path) -> None:
+    p = write_huge_frame(tmp_path / "huge.mp4")
+    with pytest.raises(ProbeError, match=r"7680x4320 \(33177600 px\) exceeds max_pixels 8294400"):
+        probe_video(p, max_pixels=3840 * 2160)
+    info = probe_video(p, max_pixels=7680 * 4320)  # allowed: now it is decoded
+    assert (info.width, info.height) == (7680, 4320)
+
+
+def test_zero_duration_and_audio_only(tmp_path: Path) -> None:
+    from hivid.data.faults import write_zero_duration
+
+    with pytest.raises(ProbeError, match="zero duration"):
+        probe_video(write_zero_duration(tmp_path / "z.mp4"))
+    with pytest.raises(ProbeError, match="audio-only file"):
+        probe_video(write_clip(tmp_path / "a.mp4", video=False))
+
+
+def test_vfr_detection(tmp_path: Path) -> None:
+    assert probe_video(write_clip(tmp_path / "v.mp4", frame_times=vfr_times())).variable_frame_rate
+    assert not probe_video(write_clip(tmp_path / "c.mp4")).variable_frame_rate
+
+
+@pytest.mark.parametrize("vid", ["../../x", "..", "a/b", "", "-rf", "x" * 129, "a..b", " a"])
+def test_unsafe_ids(vid: str) -> None:
+    assert video_id_problem(vid) is not None
+
+
+@pytest.mark.parametrize("vid", ["demo_000", "A.b-c_1", "x" * 128])
+def test_safe_ids(vid: str) -> None:
+    assert video_id_problem(vid) is None
+
+
+def test_tampered_manifest_stops_the_stage(tmp_path: Path) -> None:
+    good = {"video_id": "demo_a", "path": "videos/demo_a.mp4"}
+    p = tmp_path / "manifest.jsonl"
+    p.write_text(json.dumps(good) + "\n")
+    assert read_manifest(p) == [good]
+    for bad, why in (
+        ({"video_id": "../../x", "path": "videos/x.mp4"}, "invalid video id"),
+        ({"video_id": "x", "path": "../../etc/passwd"}, "not a relative path"),
+        ({"video_id": "x", "path": "/etc/passwd"}, "not a relative path"),
+    ):
+        p.write_text(json.dumps(good) + "\n" + json.dumps(bad) + "\n")
+        with pytest.raises(ManifestError, match=rf"manifest.jsonl:2: .*{why}"):
+            read_manifest(p)
+    p.write_text("{oops\n")
+    with pytest.raises(ManifestError, match="not JSON"):
+        read_manifest(p)
+
+
+def test_metadata_missing_fields_and_types(tmp_path: Path) -> None:
+    from hivid.data.ingest import MetadataError, load_metadata
+
+    p = tmp_path / "m.json"
+    p.write_text(json.dumps({"brand": 3, "category": " ", "attributes": [], "price": "9"}))
+    with pytest.raises(MetadataError) as exc:
+        load_metadata(p)
+    msg = str(exc.value)
+    assert "'brand'" in msg and "'category'" in msg and "'attributes'" in msg
+    assert "'price.amount'" in msg and str(p) in msg and "\n" not in msg
+    p.write_text("[1, 2]")
+    with pytest.raises(MetadataError, match="must be a JSON object"):
+        load_metadata(p)
+
+
+def test_probe_worker_timeout_kills_and_batch_goes_on(tmp_path: Path) -> None:
+    good = write_video(tmp_path / "good.mp4", seconds=2.0)
+    with ProbeWorker(timeout_s=30) as w:
+        assert w.probe(good).duration > 1
+        first_pid = w.pid
+        w.timeout_s = 1e-4  # no real probe answers this fast: a stand-in for a hanging file
+        with pytest.raises(ProbeError, match=r"probe timed out after 0.0001 s \(worker killed\)"):
+            w.probe(good)
+        assert w.restarts == 1 and w.pid is None
+        w.timeout_s = 30
+        assert w.probe(good).width == 64  # a fresh worker
+        assert w.pid != first_pid
+
+
+def test_probe_worker_survives_a_crashed_child(tmp_path: Path) -> None:
+    good = write_video(tmp_path / "good.mp4", seconds=2.0)
+    with ProbeWorker(timeout_s=30) as w:
+        w.probe(good)
+        assert w.pid is not None
+        os.kill(w.pid, signal.SIGKILL)
+        time.sleep(0.2)
+        assert w.probe(good).height == 48  # restarted transparently
+        with pytest.raises(ProbeError, match="file not found"):
+            w.probe(tmp_path / "missing.mp4")
+
+
+def test_ingest_batch_failures(tmp_path: Path) -> None:
+    root = tmp_path / "data"
+    (root / "videos").mkdir(parents=True)
+    (root / "videos" / "zero.mp4").write_bytes(b"")
+    summary = ingest(root, IngestConfig(probe_timeout_s=0))
+    assert summary.manifest == [] and len(summary.quarantined) == 1
+    failures = summary.batch_failures(IngestConfig())
+    assert failures and "fewer than ingest.min_videos 1" in failures[0]
+    assert summary.batch_failures(IngestConfig(min_videos=0)) == []
+    share = summary.batch_failures(IngestConfig(min_videos=0, max_quarantine_share=0.5))
+    assert "1 of 1 files quarantined (100%)" in share[0]
