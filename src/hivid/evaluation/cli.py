@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -60,3 +61,58 @@ def evaluate_dense(gt: Path, pred: Path, as_json: bool) -> None:
     else:
         for k, v in r.items():
             click.echo(f"{k:>10}: {v:.4f}")
+
+
+def _tokenizer_options(fn: Any) -> Any:
+    fn = click.option(
+        "--tokenizer",
+        "tok_mode",
+        type=click.Choice(["auto", "ptb", "segment"]),
+        default="auto",
+        show_default=True,
+        help="auto: CJK sentences are word-segmented, all others tokenized as the reference "
+        "(non-ASCII removed, PTB); ptb: the reference for everything; segment: segmenter for all.",
+    )(fn)
+    return click.option(
+        "--segmenter",
+        type=click.Choice(["jieba", "char"]),
+        default="jieba",
+        show_default=True,
+        help="Word segmenter for Chinese.",
+    )(fn)
+
+
+def _print(r: dict[str, Any], as_json: bool, keys: list[str]) -> None:
+    if as_json:
+        click.echo(json.dumps(r, sort_keys=True, ensure_ascii=False))
+        return
+    for k in keys:
+        if k in r:
+            click.echo(f"{k:>10}: {r[k]:.4f}")
+    for line in r.get("warnings", []):
+        click.echo(f"warning: {line}", err=True)
+    click.echo(f"evaluator: {json.dumps(r.get('evaluator', {}), sort_keys=True)}")
+
+
+@evaluate.command("captions")
+@click.option("--refs", type=PATH, required=True, help="JSON {id: [reference, ...]}.")
+@click.option("--cands", type=PATH, required=True, help="JSON {id: [candidate]}.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@_tokenizer_options
+def evaluate_captions(
+    refs: Path, cands: Path, as_json: bool, tok_mode: str, segmenter: str
+) -> None:
+    """Corpus Bleu_1..4, METEOR, ROUGE_L, CIDEr as pycocoevalcap computes them."""
+    from hivid.evaluation.coco import score_captions
+    from hivid.evaluation.tokenize import CaptionTokenizer
+    from hivid.io import read_json
+
+    def go() -> dict[str, Any]:
+        r, c = read_json(refs), read_json(cands)
+        for path, d in ((refs, r), (cands, c)):
+            if not isinstance(d, dict) or not all(isinstance(v, list) for v in d.values()):
+                raise ValueError(f"{path}: expected a JSON object {{id: [sentence, ...]}}")
+        return score_captions(r, c, CaptionTokenizer(mode=tok_mode, segmenter=segmenter))  # type: ignore[arg-type]
+
+    r = guard("evaluate captions", go)
+    _print(r, as_json, ["Bleu_1", "Bleu_2", "Bleu_3", "Bleu_4", "METEOR", "ROUGE_L", "CIDEr"])
