@@ -52,7 +52,13 @@ FAULTS: tuple[Fault, ...] = (
         "fault_truncated.mp4",
         "quarantine",
         "not a readable media container",
-        "the first 40% of a good mp4 (index atom lost)",
+        "the first 40% of an mp4 whose index (moov) is at the end: the index is lost",
+    ),
+    Fault(
+        "fault_truncated_tail.mp4",
+        "quarantine",
+        "truncated: ",
+        "the first 40% of a fast-start mp4: the index lists frames that are not in the file",
     ),
     Fault(
         "fault_random_bytes.mp4",
@@ -128,6 +134,7 @@ def write_clip(
     seed: int = 0,
     frame_times: list[float] | None = None,
     video: bool = True,
+    faststart: bool = False,
 ) -> Path:
     """A small H.264/AAC mp4 of moving colour bands (``frame_times``: explicit, irregular times).
 
@@ -139,7 +146,8 @@ def write_clip(
     rng = np.random.default_rng(seed)
     w, h = size
     times = frame_times if frame_times is not None else [i / fps for i in range(int(seconds * fps))]
-    with av.open(str(path), "w", format="mp4") as out:
+    options = {"movflags": "+faststart"} if faststart else {}
+    with av.open(str(path), "w", format="mp4", options=options) as out:
         vs = None
         if video:
             vs = out.add_stream("libx264", rate=fps)
@@ -278,9 +286,11 @@ def write_faults(root: Path, seed: int = 0) -> list[Fault]:
             target.unlink()
     (videos / "fault_zero_bytes.mp4").write_bytes(b"")
     m("fault_zero_bytes")
-    data = base.read_bytes()
-    (videos / "fault_truncated.mp4").write_bytes(data[: max(1, int(len(data) * 0.4))])
-    m("fault_truncated")
+    for name, faststart in (("fault_truncated", False), ("fault_truncated_tail", True)):
+        clip = write_clip(videos / f"{name}.mp4", seconds=4.0, seed=seed + 10, faststart=faststart)
+        data = clip.read_bytes()
+        clip.write_bytes(data[: int(len(data) * 0.4)])
+        m(name)
     rng = np.random.default_rng(seed + 7)
     (videos / "fault_random_bytes.mp4").write_bytes(rng.bytes(4096))
     m("fault_random_bytes")

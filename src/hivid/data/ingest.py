@@ -260,7 +260,8 @@ def _one(
         metadata = load_metadata(meta_path)
     except MetadataError as exc:
         if cfg.require_metadata:
-            reject(path, str(exc).replace(str(data_root) + "/", ""), video_id)
+            msg = str(exc).removeprefix(f"{meta_path}: ")
+            reject(path, f"{meta_path.relative_to(data_root)}: {msg}", video_id)
             return
         metadata = {}
     gt_path = data_root / "ground_truth" / f"{video_id}.json"

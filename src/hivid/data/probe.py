@@ -27,8 +27,6 @@ from typing import Any
 
 import av
 
-VFR_PACKETS = 600
-"""At most this many video packets are demuxed (not decoded) to judge frame-rate regularity."""
 VFR_TOLERANCE = 0.1
 """A video is variable-frame-rate when a frame interval differs from the median by more than this
 share of it (after sorting timestamps, so B-frame reordering does not count)."""
@@ -132,6 +130,12 @@ def probe_video(path: Path, max_pixels: int | None = None) -> ProbeResult:
         first, pts = _first_frame_and_pts(path, container, vs)
         if first is None:
             raise ProbeError(path, "video stream has no decodable frame")
+        if vs.frames and len(pts) < vs.frames - 1:
+            raise ProbeError(
+                path,
+                f"truncated: {len(pts)} of the {vs.frames} video frames the header lists are "
+                "in the file",
+            )
         width, height = first.width, first.height
         if max_pixels is not None and width * height > max_pixels:
             raise ProbeError(path, f"frame {width}x{height} exceeds max_pixels {max_pixels}")
@@ -161,25 +165,25 @@ def probe_video(path: Path, max_pixels: int | None = None) -> ProbeResult:
 
 
 def _first_frame_and_pts(path: Path, container: Any, vs: Any) -> tuple[Any, list[float]]:
-    """Decode the first frame; demux (without decoding) up to ``VFR_PACKETS`` packets' times."""
+    """Decode the first frame; demux every other packet without decoding it (cheap: no pixels)
+    for the frame times (frame-rate regularity, truncation)."""
     first = None
     pts: list[float] = []
     tb = vs.time_base
     try:
         for packet in container.demux(vs):
-            if packet.pts is not None and tb is not None:
+            if packet.size and packet.pts is not None and tb is not None:
                 pts.append(float(packet.pts * tb))
             if first is None:
                 for frame in packet.decode():
                     first = frame
                     break
-            if len(pts) >= VFR_PACKETS and first is not None:
-                break
         if first is None:  # flush the decoder (a one-frame stream)
             first = next(iter(vs.codec_context.decode(None)), None)
     except av.FFmpegError as exc:
         if first is None:
             raise ProbeError(path, f"video stream cannot be decoded ({_short(exc)})") from None
+        raise ProbeError(path, f"video stream is corrupt after frame 1 ({_short(exc)})") from None
     return first, pts
 
 
