@@ -121,3 +121,35 @@ def test_every_video_needs_a_frame() -> None:
     x["vision_mask"][0] = False
     with pytest.raises(ValueError, match="at least one real frame"):
         comp(**x)
+
+
+def test_benchmark_json_reproduces_paper_ratio(capsys: pytest.CaptureFixture[str]) -> None:
+    """benchmarks/compressor.py --json: one object; eq. 13/14 give 82.59 % for S=64, E=32."""
+    import importlib.util
+    import json
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / "benchmarks" / "compressor.py"
+    spec = importlib.util.spec_from_file_location("bench_compressor", path)
+    assert spec is not None and spec.loader is not None
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    kept, ratio = bench.paper_ratio(64, 32, 1.836, 384)
+    assert round(kept, 4) == 0.1741 and round(100 * ratio, 2) == 82.59
+
+    args = [
+        *("--frames", "6", "--scene", "4", "--event", "2", "--tokens-per-side", "3"),
+        *("--asr-sentences", "2", "--asr-tokens-per-sentence", "5", "--time-frames", "3"),
+        *("--time-tokens-per-side", "2", "--target-tokens", "8", "--repeats", "1", "--json"),
+    ]
+    bench.main(args)
+    out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert out["frames"] == 6 and out["visual_tokens_per_frame"] == 9
+    assert out["llm_input_tokens_without_compressor"] == 6 * (1 + 9) + 2 * 5
+    assert out["llm_input_tokens_with_compressor"] == 4 + 6 * (1 + 2)
+    assert out["token_reduction"] == pytest.approx(1 - 22 / 70)
+    assert out["paper_compression_ratio"] == pytest.approx(1 - (4 + 1.836 * 2) / (1.836 * 384))
+    assert out["step_time_ratio"] > 0
+    t = out["timing"]
+    assert t["stage1_seq_len"] == 1 + 32 + 3 * (1 + 4) + 2 * 5 + 8
+    assert t["stage2_seq_len"] == 1 + 32 + 4 + 3 * (1 + 2) + 8

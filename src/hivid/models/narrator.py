@@ -41,7 +41,6 @@ from transformers.modeling_outputs import CausalLMOutputWithPast
 from hivid.configbase import ConfigError, from_mapping, require, to_dict
 from hivid.models.compressor import SPACompressor, SPACompressorConfig
 from hivid.models.time_encoder import GRUTimeEncoder, TimeEncoderConfig
-from hivid.models.tokenizer import load_tokenizer, train_bpe_tokenizer, visual_token_id
 
 CONFIG_FILE = "narrator_config.json"
 HEADS_FILE = "heads.safetensors"
@@ -392,9 +391,55 @@ class HiVidNarrator(nn.Module):
 
 def create_tokenizer(cfg: NarratorConfig, texts: Iterable[str]) -> PreTrainedTokenizerBase:
     """The pretrained LLM's tokenizer, or a byte-level BPE trained on ``texts`` for random init."""
+    from hivid.models.tokenizer import load_tokenizer, train_bpe_tokenizer
+
     if cfg.llm.pretrained:
         return load_tokenizer(cfg.llm.pretrained)
     return train_bpe_tokenizer(texts, cfg.llm.vocab_size)
+
+
+def _vis_id(tokenizer: PreTrainedTokenizerBase) -> int:
+    from hivid.models.tokenizer import visual_token_id
+
+    return visual_token_id(tokenizer)
+
+
+def fresh_vision(v: VisionConfig) -> SiglipVisionModel:
+    """A random-initialised SigLIP vision tower of ``v``'s sizes (no pooling head)."""
+    return SiglipVisionModel(
+        SiglipVisionConfig(
+            hidden_size=v.hidden_size,
+            intermediate_size=v.intermediate_size,
+            num_hidden_layers=v.num_layers,
+            num_attention_heads=v.num_heads,
+            image_size=v.image_size,
+            patch_size=v.patch_size,
+            vision_use_head=False,
+        )
+    )
+
+
+def fresh_llm(
+    m: LLMConfig, vocab_size: int, special_ids: tuple[int | None, int | None, int | None]
+) -> Qwen3ForCausalLM:
+    """A random-initialised Qwen3 causal LM of ``m``'s sizes; ``special_ids`` = (bos, eos, pad)."""
+    bos, eos, pad = special_ids
+    return Qwen3ForCausalLM(
+        Qwen3Config(
+            vocab_size=vocab_size,
+            hidden_size=m.hidden_size,
+            intermediate_size=m.intermediate_size,
+            num_hidden_layers=m.num_layers,
+            num_attention_heads=m.num_heads,
+            num_key_value_heads=m.num_kv_heads,
+            head_dim=m.hidden_size // m.num_heads,
+            max_position_embeddings=m.max_position_embeddings,
+            bos_token_id=bos,
+            eos_token_id=eos,
+            pad_token_id=pad,
+            tie_word_embeddings=False,
+        )
+    )
 
 
 def _load_vision(path: str | Path) -> SiglipVisionModel:
@@ -424,43 +469,15 @@ def create_narrator(
     if cfg.vision.pretrained:
         vision = _load_vision(cfg.vision.pretrained)
     else:
-        v = cfg.vision
-        fresh = SiglipVisionModel(
-            SiglipVisionConfig(
-                hidden_size=v.hidden_size,
-                intermediate_size=v.intermediate_size,
-                num_hidden_layers=v.num_layers,
-                num_attention_heads=v.num_heads,
-                image_size=v.image_size,
-                patch_size=v.patch_size,
-                vision_use_head=False,
-            )
-        )
-        fresh.save_pretrained(work_dir / "vision")
+        fresh_vision(cfg.vision).save_pretrained(work_dir / "vision")
         vision = _load_vision(work_dir / "vision")
     if cfg.llm.pretrained:
         llm = _load_llm(cfg.llm.pretrained)
         if int(llm.config.vocab_size) < len(tokenizer):
             llm.resize_token_embeddings(len(tokenizer))
     else:
-        m = cfg.llm
-        fresh_llm = Qwen3ForCausalLM(
-            Qwen3Config(
-                vocab_size=len(tokenizer),
-                hidden_size=m.hidden_size,
-                intermediate_size=m.intermediate_size,
-                num_hidden_layers=m.num_layers,
-                num_attention_heads=m.num_heads,
-                num_key_value_heads=m.num_kv_heads,
-                head_dim=m.hidden_size // m.num_heads,
-                max_position_embeddings=m.max_position_embeddings,
-                bos_token_id=tokenizer.bos_token_id,
-                eos_token_id=tokenizer.eos_token_id,
-                pad_token_id=tokenizer.pad_token_id,
-                tie_word_embeddings=False,
-            )
-        )
-        fresh_llm.save_pretrained(work_dir / "llm")
+        special = (tokenizer.bos_token_id, tokenizer.eos_token_id, tokenizer.pad_token_id)
+        fresh_llm(cfg.llm, len(tokenizer), special).save_pretrained(work_dir / "llm")
         llm = _load_llm(work_dir / "llm")
     vc, lc = vision.config, llm.config
     resolved = dataclasses.replace(
@@ -484,7 +501,7 @@ def create_narrator(
             max_position_embeddings=lc.max_position_embeddings,
         ),
     )
-    return HiVidNarrator(resolved, vision, llm, visual_token_id(tokenizer))
+    return HiVidNarrator(resolved, vision, llm, _vis_id(tokenizer))
 
 
 def save_narrator(model: HiVidNarrator, tokenizer: PreTrainedTokenizerBase, out_dir: Path) -> Path:
@@ -519,12 +536,13 @@ def load_narrator_config(model_dir: Path) -> NarratorConfig:
 def load_narrator(model_dir: Path) -> tuple[HiVidNarrator, PreTrainedTokenizerBase]:
     """Load what ``save_narrator`` wrote (backbones through ``from_pretrained``)."""
     model_dir = Path(model_dir)
+    from hivid.models.tokenizer import load_tokenizer
+
     cfg = load_narrator_config(model_dir)
     tokenizer = load_tokenizer(model_dir / "tokenizer")
     model = HiVidNarrator(
-        cfg, _load_vision(model_dir / "vision"), _load_llm(model_dir / "llm"),
-        visual_token_id(tokenizer),
-    )  # fmt: skip
+        cfg, _load_vision(model_dir / "vision"), _load_llm(model_dir / "llm"), _vis_id(tokenizer)
+    )
     heads_path = model_dir / HEADS_FILE
     if not heads_path.is_file():
         raise NarratorLoadError(f"{heads_path}: missing")

@@ -12,38 +12,27 @@ from typing import Any
 
 import lightning as L
 import torch
-from torch import nn
 
+from hivid.models.freezing import (
+    STAGE2_FROZEN,
+    STAGE2_TRAINABLE,
+    StageError,
+    apply_stage_freezing,
+    trainable_parameter_names,
+)
 from hivid.models.narrator import HiVidNarrator
 
 DEFAULT_LR = {1: 1e-4, 2: 5e-5}
 """Paper §4.1.3 learning rates per stage."""
-STAGE2_TRAINABLE = ("compressor", "time_encoder")
 
-
-class StageError(ValueError):
-    """The model does not fit the requested training stage."""
-
-
-def trainable_parameter_names(module: nn.Module) -> set[str]:
-    """Names of the parameters with ``requires_grad``."""
-    return {n for n, p in module.named_parameters() if p.requires_grad}
-
-
-def apply_stage_freezing(model: HiVidNarrator, stage: int) -> None:
-    """Set requires_grad for ``stage`` (1: all; 2: compressor and time encoder only)."""
-    if stage == 1:
-        if model.use_compressor:
-            raise StageError("stage 1 trains the narrator without the compressor (use_compressor)")
-        model.requires_grad_(True)
-    elif stage == 2:
-        if not model.use_compressor:
-            raise StageError("stage 2 needs a narrator with the compressor (add_compressor first)")
-        model.requires_grad_(False)
-        for name in STAGE2_TRAINABLE:
-            getattr(model, name).requires_grad_(True)
-    else:
-        raise StageError(f"stage must be 1 or 2, got {stage}")
+__all__ = [
+    "DEFAULT_LR",
+    "STAGE2_TRAINABLE",
+    "NarratorLightningModule",
+    "StageError",
+    "apply_stage_freezing",
+    "trainable_parameter_names",
+]
 
 
 class NarratorLightningModule(L.LightningModule):
@@ -76,7 +65,7 @@ class NarratorLightningModule(L.LightningModule):
         """Lightning toggles train/eval around validation; frozen parts must stay in eval."""
         super().train(mode)
         if self.stage == 2:
-            for name in ("vision", "projector", "llm"):
+            for name in STAGE2_FROZEN:
                 getattr(self.model, name).eval()
         return self
 
