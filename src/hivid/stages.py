@@ -263,11 +263,16 @@ def run_train(
 ) -> dict[str, Any]:
     from lightning.pytorch.loggers import MLFlowLogger
 
-    from hivid.training.fit import TrainConfig, train_stage
+    from hivid.training.fit import TrainConfig, env_global_rank, train_stage
 
     cfg: TrainConfig = load_section(params, f"train_stage{stage}")
     model_cfg = load_model_config(params)
     name = f"train_stage{stage}"
+    if env_global_rank() != 0:
+        # Multi-process DDP (torchrun, srun): the other ranks train in step with rank 0 but open
+        # no MLflow run and log nothing; rank 0 owns tracking, the model dir and the records.
+        r = train_stage(1 if stage == 1 else 2, dataset_dir, out, model_cfg, cfg, init_dir)
+        return {"metrics": r.metrics, "run_id": "", "stage": stage}
     ds_md5 = _lock_md5(root, dataset_dir)
     with stage_run(
         root, name, {"train": to_dict(cfg), "model": to_dict(model_cfg)}, tags=_gate_tag(root)

@@ -15,13 +15,14 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Mapping
+import os
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 import lightning as L
-from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger, Logger
 from lightning.pytorch.utilities import rank_zero_only
 from transformers import PreTrainedTokenizerBase
@@ -140,6 +141,28 @@ def _initial_model(
     return model, tok
 
 
+RANK_ENV = ("RANK", "SLURM_PROCID", "LOCAL_RANK")
+"""Where a launcher puts this process's rank: torchrun / PyTorchJob, SLURM srun, Lightning's own
+DDP launcher (which sets LOCAL_RANK and NODE_RANK for the processes it starts)."""
+
+
+def env_global_rank() -> int:
+    """This process's rank as the launcher set it: 0 for rank 0 (or a lone process), else > 0.
+
+    Read before Lightning initialises the process group, so that only rank 0 opens tracking runs.
+    """
+    for name in RANK_ENV:
+        value = os.environ.get(name, "").strip()
+        if value.isdigit():
+            if name == "SLURM_PROCID" and int(os.environ.get("SLURM_NTASKS", "1") or 1) <= 1:
+                continue  # a single-task allocation (sbatch script itself, salloc shell)
+            rank = int(value)
+            if name == "LOCAL_RANK":
+                rank += int(os.environ.get("NODE_RANK", "0") or 0)  # nonzero iff not rank 0
+            return rank
+    return 0
+
+
 def _metric(metrics: Mapping[str, Any], key: str) -> float:
     value = metrics.get(key)
     return float(value) if value is not None else float("nan")
@@ -153,8 +176,14 @@ def train_stage(
     train_cfg: TrainConfig,
     init_model_dir: Path | None = None,
     logger: Logger | None = None,
+    callbacks: Sequence[Callback] = (),
 ) -> TrainResult:
-    """Train one stage; resumes from ``out_dir/checkpoints/last.ckpt`` when it exists."""
+    """Train one stage; resumes from ``out_dir/checkpoints/last.ckpt`` when it exists.
+
+    A run killed at any step (even mid-epoch) continues from the last checkpoint's global step
+    with its optimizer, LR-scheduler and loop state; ``callbacks`` are added to the
+    trainer's.
+    """
     if stage not in (1, 2):
         raise StageError(f"stage must be 1 or 2, got {stage}")
     dataset_dir, out_dir = Path(dataset_dir), Path(out_dir)
@@ -182,7 +211,7 @@ def train_stage(
         strategy=train_cfg.strategy,
         num_nodes=train_cfg.num_nodes,
         precision=train_cfg.precision,
-        callbacks=[checkpoint],
+        callbacks=[*callbacks, checkpoint],
         logger=logger if logger is not None else CSVLogger(out_dir / "logs", name=f"stage{stage}"),
         limit_val_batches=train_cfg.limit_val_batches,
         log_every_n_steps=train_cfg.log_every_n_steps,
