@@ -118,17 +118,17 @@ def test_clean_batch_passes_and_writes_reports(clean: tuple[GateResult, Path]) -
     assert len(result.result_id) == 64
     names = {p.stem for p in (out / "results").glob("*.json")}
     assert names == {
-        "hivid.manifest.v1",
-        "hivid.videos.v1",
-        "hivid.asr_segments.v1",
+        "hivid.manifest.v2",
+        "hivid.videos.v2",
+        "hivid.asr_segments.v2",
         "hivid.frames.v1",
         "hivid.tcot.v1",
-        "hivid.chapters.v1",
+        "hivid.chapters.v2",
     }
-    chapters = json.loads((out / "results" / "hivid.chapters.v1.json").read_text())
-    assert chapters["success"] and chapters["suite_name"] == "hivid.chapters.v1"
+    chapters = json.loads((out / "results" / "hivid.chapters.v2.json").read_text())
+    assert chapters["success"] and chapters["suite_name"] == "hivid.chapters.v2"
     index = out / "data_docs" / "index.html"
-    assert index.exists() and "hivid.chapters.v1" in index.read_text()
+    assert index.exists() and "hivid.chapters.v2" in index.read_text()
     gate = json.loads((out / "gate.json").read_text())
     assert gate["success"] and gate["result_id"] == result.result_id
     assert json.loads((out / "passed.json").read_text()) == result.passed

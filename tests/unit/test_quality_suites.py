@@ -10,6 +10,7 @@ import pytest
 from hivid.configbase import ConfigError, from_mapping
 from hivid.quality.suites import QualityConfig, build_suites, chapters_suite
 from hivid.quality.tables import (
+    BATCH_TABLES,
     TABLES,
     build_tables,
     chapters_table,
@@ -47,12 +48,12 @@ def _columns(expectation: object) -> list[str]:
 def test_suites_are_named_versioned_and_reference_real_columns() -> None:
     suites = build_suites(QualityConfig())
     assert [x.name for x in suites] == [
-        "hivid.manifest.v1",
-        "hivid.videos.v1",
-        "hivid.asr_segments.v1",
+        "hivid.manifest.v2",
+        "hivid.videos.v2",
+        "hivid.asr_segments.v2",
         "hivid.frames.v1",
         "hivid.tcot.v1",
-        "hivid.chapters.v1",
+        "hivid.chapters.v2",
     ]
     for suite in suites:
         assert re.fullmatch(rf"hivid\.{suite.table}\.v{suite.version}", suite.name)
@@ -139,7 +140,7 @@ def test_videos_table_aggregates() -> None:
 def test_tables_have_fixed_schema_even_when_empty() -> None:
     manifest, _ = batch(2)
     tables = build_tables(manifest, {}, frame_fps=1.0)
-    assert set(tables) == set(TABLES)
+    assert set(tables) == set(BATCH_TABLES)
     for name, df in tables.items():
         assert df.empty and list(df.columns) == list(TABLES[name])
         assert {c: str(t) for c, t in df.dtypes.items()} == TABLES[name]

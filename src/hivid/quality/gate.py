@@ -147,9 +147,10 @@ def _validate(ctx: Any, source: Any, suite: Suite, df: pd.DataFrame) -> Any:
     vd = ctx.validation_definitions.add(
         gx.ValidationDefinition(name=f"validate {suite.name}", data=batch_def, suite=gx_suite)
     )
+    index = [c for c in INDEX_COLUMNS if c in df.columns]
     return vd.run(
         batch_parameters={"dataframe": df},
-        result_format={"result_format": "COMPLETE", "unexpected_index_column_names": INDEX_COLUMNS},
+        result_format={"result_format": "COMPLETE", "unexpected_index_column_names": index},
     )
 
 
@@ -213,10 +214,10 @@ def _interpret(suite: Suite, result: dict[str, Any], df: pd.DataFrame, findings:
             findings.batch_failures.append(
                 f"{suite.table}: {_explain(check, rows, observed, suite.table)}"
             )
-        if rows.empty:
+        if rows.empty or "video_id" not in rows.columns:
             if not check.batch:
                 findings.batch_failures.append(
-                    f"{suite.table}: check {name} failed without naming rows"
+                    f"{suite.table}: check {name} failed without naming videos"
                 )
             continue
         for vid, group in rows.groupby("video_id", sort=True):
@@ -230,25 +231,29 @@ def _result_id(outcome: list[Any]) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
-def run_gate(
-    manifest: list[dict[str, Any]],
-    annotations: dict[str, dict[str, Any]],
-    cfg: QualityConfig,
-    out_dir: Path,
-) -> GateResult:
-    """Validate one batch (the annotated videos); see the module docstring for the outputs."""
-    t0 = time.perf_counter()
+@dataclass
+class _SuiteRun:
+    out_dir: Path
+    results_dir: Path
+    docs_dir: Path
+    findings: _Findings
+    suite_stats: dict[str, Any]
+    t_context: float
+    t_validate: float
+    t_docs: float
+
+
+def _run_suites(
+    tables: Mapping[str, pd.DataFrame], suites: list[Suite], out_dir: Path
+) -> _SuiteRun:
+    """Validate each suite's table in a fresh in-memory context; write results, tables, docs."""
     out_dir = Path(out_dir).resolve()  # GX stores need absolute paths
     results_dir, docs_dir, tables_dir = (out_dir / d for d in ("results", "data_docs", "tables"))
     for d in (results_dir, docs_dir, tables_dir):
         # Stale pages or results of a previous run would otherwise sit beside the new ones.
         shutil.rmtree(d, ignore_errors=True)
         d.mkdir(parents=True)
-
-    tables = build_tables(manifest, annotations, cfg.frame_fps)
-    t_tables = time.perf_counter()
-    suites = build_suites(cfg)  # the first call imports great_expectations (seconds)
-    ctx = _context(docs_dir)
+    ctx = _context(docs_dir)  # the first call imports great_expectations (seconds)
     source = ctx.data_sources.add_pandas("hivid")
     findings = _Findings(reasons={}, batch_failures=[], outcome=[])
     suite_stats: dict[str, Any] = {}
@@ -267,7 +272,32 @@ def run_gate(
         }
     t_validate = time.perf_counter()
     ctx.build_data_docs(site_names=[SITE_NAME])
-    t_docs = time.perf_counter()
+    return _SuiteRun(
+        out_dir,
+        results_dir,
+        docs_dir,
+        findings,
+        suite_stats,
+        t_context,
+        t_validate,
+        time.perf_counter(),
+    )
+
+
+def run_gate(
+    manifest: list[dict[str, Any]],
+    annotations: dict[str, dict[str, Any]],
+    cfg: QualityConfig,
+    out_dir: Path,
+) -> GateResult:
+    """Validate one batch (the annotated videos); see the module docstring for the outputs."""
+    t0 = time.perf_counter()
+    tables = build_tables(manifest, annotations, cfg.frame_fps)
+    t_tables = time.perf_counter()
+    run = _run_suites(tables, build_suites(cfg), Path(out_dir))
+    out_dir, results_dir, docs_dir = run.out_dir, run.results_dir, run.docs_dir
+    findings, suite_stats = run.findings, run.suite_stats
+    t_context, t_validate, t_docs = run.t_context, run.t_validate, run.t_docs
 
     videos = sorted(annotations)
     quarantined = [
@@ -315,3 +345,75 @@ def run_gate(
     write_json(out_dir / "passed.json", passed)
     write_json(out_dir / "gate.json", jsonable(gate.to_dict()))
     return gate
+
+
+def _strict_gate(
+    stage: str,
+    tables: Mapping[str, pd.DataFrame],
+    suites: list[Suite],
+    items: list[str],
+    out_dir: Path,
+) -> GateResult:
+    """A gate where every failed expectation stops the pipeline (splits, evaluation inputs):
+    these inputs are not a batch of videos that may lose a few, they are one artefact."""
+    t0 = time.perf_counter()
+    run = _run_suites(tables, suites, out_dir)
+    f = run.findings
+    quarantined = [
+        {"video_id": vid, "stage": stage, "reasons": f.reasons[vid]} for vid in sorted(f.reasons)
+    ]
+    batch_failures = list(f.batch_failures)
+    batch_failures += [r for q in quarantined for r in q["reasons"]][:10]
+    gate = GateResult(
+        success=not batch_failures,
+        result_id=_result_id(f.outcome),
+        passed=[v for v in items if v not in f.reasons],
+        quarantined=quarantined,
+        batch_failures=batch_failures,
+        results_dir=run.results_dir,
+        data_docs_dir=run.docs_dir,
+        statistics={
+            "suites": run.suite_stats,
+            "timings_s": {"total": round(time.perf_counter() - t0, 3)},
+        },
+    )
+    write_jsonl(run.out_dir / "quarantine.jsonl", quarantined)
+    write_json(run.out_dir / "gate.json", jsonable(gate.to_dict()))
+    return gate
+
+
+def run_splits_gate(
+    splits: Mapping[str, Any],
+    videos: list[str],
+    val_fraction: float,
+    test_fraction: float,
+    cfg: QualityConfig,
+    out_dir: Path,
+) -> GateResult:
+    """Validate dataset splits: each of ``videos`` in exactly one split (no leakage, none lost),
+    split sizes as ``val_fraction``/``test_fraction`` give them (+- ``split_size_tolerance``)."""
+    from hivid.quality.suites import split_sizes_suite, splits_suite
+    from hivid.quality.tables import expected_split_sizes, split_sizes_table, splits_table
+
+    expected = expected_split_sizes(len(set(videos)), val_fraction, test_fraction)
+    tables = {
+        "splits": splits_table(splits, videos),
+        "split_sizes": split_sizes_table(splits, expected),
+    }
+    suites = [splits_suite(cfg), split_sizes_suite(cfg)]
+    return _strict_gate("splits", tables, suites, sorted(set(videos)), out_dir)
+
+
+def run_eval_gate(
+    gt: Mapping[str, Any], predictions: Mapping[str, Any], cfg: QualityConfig, out_dir: Path
+) -> GateResult:
+    """Validate evaluation inputs: ActivityNet ``gt.json`` and ``predictions.json`` (the whole
+    file or its ``results`` object)."""
+    from hivid.quality.suites import eval_gt_suite, eval_pred_suite
+    from hivid.quality.tables import eval_gt_table, eval_pred_table
+
+    results = predictions.get("results", predictions)
+    results = results if isinstance(results, Mapping) else {}
+    tables = {"eval_gt": eval_gt_table(gt), "eval_pred": eval_pred_table(results, gt)}
+    suites = [eval_gt_suite(cfg), eval_pred_suite(cfg)]
+    return _strict_gate("evaluate", tables, suites, sorted(map(str, gt)), out_dir)

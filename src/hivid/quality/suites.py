@@ -20,6 +20,12 @@ from typing import Any
 import pandas as pd
 
 from hivid.configbase import require
+from hivid.labels import SCRIPT_LABELS
+
+RELEVANCE_RANGE = (0.0, 5.0)
+"""The ASR relevance filter's score scale (paper §3.1.1: 0-5, threshold 4)."""
+SAFE_ID_REGEX = r"^[A-Za-z0-9](?:[A-Za-z0-9_-]|\.(?!\.)){0,127}$"
+"""A video id that is one safe path component (same rule as ``hivid.data.ingest``)."""
 
 # The import of great_expectations costs seconds: callers that only need the config
 # (`hivid config check`) import this module without paying for it (see ``_gx``).
@@ -72,6 +78,8 @@ class QualityConfig:
     """The batch fails when more than this share of its videos is quarantined."""
     min_videos: int = 1
     """The batch fails when fewer videos than this pass."""
+    split_size_tolerance: int = 1
+    """How many videos a split may differ from round(n x fraction) (the at-least-one rules)."""
 
     def __post_init__(self) -> None:
         require(self.min_duration_s > 0, f"min_duration_s must be > 0, got {self.min_duration_s}")
@@ -114,6 +122,7 @@ class QualityConfig:
             f"max_quarantine_share must be in [0, 1], got {self.max_quarantine_share}",
         )
         require(self.min_videos >= 0, f"min_videos must be >= 0, got {self.min_videos}")
+        require(self.split_size_tolerance >= 0, "split_size_tolerance must be >= 0")
 
 
 Explain = Callable[[pd.DataFrame, Any], str]
@@ -222,6 +231,22 @@ def manifest_suite(cfg: QualityConfig) -> Suite:
     E = _gx().expectations
     ok_dims = f"[{cfg.min_side_px}, {cfg.max_side_px}] px"
     checks = [
+        Check(
+            "video_id_safe",
+            E.ExpectColumnValuesToMatchRegex(
+                column="video_id",
+                regex=SAFE_ID_REGEX,
+                description="video ids are one safe path component (no '..', no '/')",
+            ),
+            lambda r, _: f"video id {_first(r)['video_id']!r} is not a safe file name",
+        ),
+        Check(
+            "finite_numbers",
+            E.ExpectColumnValuesToBeNull(
+                column="nonfinite", description="no NaN or infinite number in the manifest row"
+            ),
+            lambda r, _: f"manifest row holds non-finite numbers: {_first(r)['nonfinite']}",
+        ),
         Check(
             "video_id_unique",
             E.ExpectColumnValuesToBeUnique(column="video_id", description="video ids are unique"),
@@ -372,17 +397,24 @@ def manifest_suite(cfg: QualityConfig) -> Suite:
                 ),
             ),
         ]
-    return Suite("hivid.manifest.v1", "manifest", 1, tuple(checks))
+    return Suite("hivid.manifest.v2", "manifest", 2, tuple(checks))
 
 
 def videos_suite(cfg: QualityConfig) -> Suite:
     E = _gx().expectations
     tol = cfg.frame_count_tolerance
     return Suite(
-        "hivid.videos.v1",
+        "hivid.videos.v2",
         "videos",
-        1,
+        2,
         (
+            Check(
+                "finite_numbers",
+                E.ExpectColumnValuesToBeNull(
+                    column="nonfinite", description="no NaN or infinite number in the record"
+                ),
+                lambda r, _: f"record holds non-finite numbers: {_first(r)['nonfinite']}",
+            ),
             Check(
                 "not_empty",
                 E.ExpectTableRowCountToBeBetween(
@@ -601,8 +633,37 @@ def _monotonic(E: Any, noun: str) -> Check:
 
 def asr_segments_suite(cfg: QualityConfig) -> Suite:
     E = _gx().expectations
-    checks = [*_interval_checks(E, cfg, "segment", True, "text"), _monotonic(E, "segment")]
-    return Suite("hivid.asr_segments.v1", "asr_segments", 1, tuple(checks))
+    lo, hi = RELEVANCE_RANGE
+    checks = [
+        *_interval_checks(E, cfg, "segment", True, "text"),
+        _monotonic(E, "segment"),
+        Check(
+            "relevance_typed",
+            E.ExpectColumnValuesToBeInSet(
+                column="relevance_type",
+                value_set=["missing", "null", "number"],
+                description="segment relevance, when present, is a number",
+            ),
+            lambda r, _: (
+                f"{positions(r, 'segment')}: relevance is {_first(r)['relevance_type']}, "
+                "expected a number"
+            ),
+        ),
+        Check(
+            "relevance_range",
+            E.ExpectColumnValuesToBeBetween(
+                column="relevance",
+                min_value=lo,
+                max_value=hi,
+                description=f"segment relevance score in [{lo:g}, {hi:g}]",
+            ),
+            lambda r, _: (
+                f"{positions(r, 'segment')}: relevance "
+                f"{', '.join(f'{v:g}' for v in r['relevance'].head(5))} outside [{lo:g}, {hi:g}]"
+            ),
+        ),
+    ]
+    return Suite("hivid.asr_segments.v2", "asr_segments", 2, tuple(checks))
 
 
 def tcot_suite(cfg: QualityConfig) -> Suite:
@@ -749,8 +810,32 @@ def chapters_suite(cfg: QualityConfig) -> Suite:
             ),
         ),
         _monotonic(E, "chapter"),
+        Check(
+            "script_label_typed",
+            E.ExpectColumnValuesToBeInSet(
+                column="label_type",
+                value_set=["missing", "null", "str"],
+                description="chapter script label, when present, is a string",
+            ),
+            lambda r, _: (
+                f"{positions(r, 'chapter')}: script label is {_first(r)['label_type']}, "
+                "expected a string"
+            ),
+        ),
+        Check(
+            "script_label",
+            E.ExpectColumnValuesToBeInSet(
+                column="label",
+                value_set=list(SCRIPT_LABELS),
+                description="chapter script labels are among the 12 E-SyncVidStory types",
+            ),
+            lambda r, _: (
+                f"{positions(r, 'chapter')}: script label "
+                f"{', '.join(repr(v) for v in r['label'].head(3))} is not one of the 12 types"
+            ),
+        ),
     ]
-    return Suite("hivid.chapters.v1", "chapters", 1, tuple(checks))
+    return Suite("hivid.chapters.v2", "chapters", 2, tuple(checks))
 
 
 def build_suites(cfg: QualityConfig) -> list[Suite]:
@@ -763,3 +848,205 @@ def build_suites(cfg: QualityConfig) -> list[Suite]:
         tcot_suite(cfg),
         chapters_suite(cfg),
     ]
+
+
+def splits_suite(cfg: QualityConfig) -> Suite:
+    """Dataset splits: every video in exactly one split (no leakage, none lost)."""
+    E = _gx().expectations
+
+    def where(r: pd.DataFrame, _: Any) -> str:
+        rows = r.drop_duplicates("video_id")
+        head = "; ".join(
+            f"{x.video_id} is in {x.splits_of_video or 'no split'}"
+            for x in rows.head(5).itertuples()
+        )
+        more = f" (+{len(rows) - 5} more)" if len(rows) > 5 else ""
+        return f"split leakage or loss: {head}{more}"
+
+    checks = (
+        Check(
+            "not_empty",
+            E.ExpectTableRowCountToBeBetween(min_value=1, description="the splits hold videos"),
+            fixed("empty stage: no video in any split"),
+            batch=True,
+        ),
+        Check(
+            "in_one_split",
+            E.ExpectColumnValuesToBeBetween(
+                column="n_splits",
+                min_value=1,
+                max_value=1,
+                description="every video is in exactly one split",
+            ),
+            where,
+            batch=True,
+        ),
+        Check(
+            "video_id_safe",
+            E.ExpectColumnValuesToMatchRegex(
+                column="video_id", regex=SAFE_ID_REGEX, description="split ids are safe names"
+            ),
+            lambda r, _: f"unsafe video id {_first(r)['video_id']!r} in the splits",
+            batch=True,
+        ),
+    )
+    return Suite("hivid.splits.v1", "splits", 1, checks)
+
+
+def split_sizes_suite(cfg: QualityConfig) -> Suite:
+    """Dataset splits: sizes as the configured fractions give them."""
+    E = _gx().expectations
+    tol = cfg.split_size_tolerance
+    checks = (
+        Check(
+            "size_as_configured",
+            E.ExpectColumnValuesToBeBetween(
+                column="size_error",
+                min_value=-tol,
+                max_value=tol,
+                description=f"split sizes within {tol} of round(n x fraction)",
+            ),
+            lambda r, _: "; ".join(
+                f"split {x.split} has {x.size} videos, expected {x.expected} +- {tol}"
+                for x in r.itertuples()
+            ),
+            batch=True,
+        ),
+    )
+    return Suite("hivid.split_sizes.v1", "split_sizes", 1, checks)
+
+
+def eval_gt_suite(cfg: QualityConfig) -> Suite:
+    """Ground truth of the dense-captioning evaluator (ActivityNet Captions ``gt.json``)."""
+    E = _gx().expectations
+    tol = cfg.time_tolerance_s
+    checks = (
+        Check(
+            "not_empty",
+            E.ExpectTableRowCountToBeBetween(min_value=1, description="gt.json has videos"),
+            fixed("empty stage: no ground-truth video to evaluate on"),
+            batch=True,
+        ),
+        Check(
+            "shape",
+            E.ExpectColumnValuesToBeNull(
+                column="shape_error", description="events are [start, end] pairs"
+            ),
+            lambda r, _: f"ground truth: {_first(r)['shape_error']}",
+        ),
+        Check(
+            "duration_positive",
+            E.ExpectColumnValuesToBeBetween(
+                column="duration", min_value=0, strict_min=True, description="duration > 0"
+            ),
+            lambda r, _: f"ground-truth duration {s(_first(r)['duration'])} is not positive",
+        ),
+        Check(
+            "duration_present",
+            E.ExpectColumnValuesToNotBeNull(column="duration", description="duration is a number"),
+            fixed("ground-truth duration is missing or not a number"),
+        ),
+        Check(
+            "sentences_match",
+            E.ExpectColumnPairValuesToBeEqual(
+                column_A="n_timestamps",
+                column_B="n_sentences",
+                description="one sentence per timestamp",
+            ),
+            lambda r, _: (
+                f"ground truth has {int(_first(r)['n_timestamps'])} timestamps but "
+                f"{int(_first(r)['n_sentences'])} sentences"
+            ),
+        ),
+        Check(
+            "start_present",
+            E.ExpectColumnValuesToNotBeNull(column="start", description="event start is a number"),
+            lambda r, _: f"{positions(r, 'event')}: start is missing or not a number",
+        ),
+        Check(
+            "end_present",
+            E.ExpectColumnValuesToNotBeNull(column="end", description="event end is a number"),
+            lambda r, _: f"{positions(r, 'event')}: end is missing or not a number",
+        ),
+        Check(
+            "start_before_end",
+            E.ExpectColumnPairValuesAToBeGreaterThanB(
+                column_A="end",
+                column_B="start",
+                or_equal=False,
+                ignore_row_if="either_value_is_missing",
+                description="event start < end",
+            ),
+            lambda r, _: f"{positions(r, 'event')}: end not after start",
+        ),
+        Check(
+            "start_nonnegative",
+            E.ExpectColumnValuesToBeBetween(column="start", min_value=0, description="start >= 0"),
+            lambda r, _: f"{positions(r, 'event')} start before 0 s or at an infinite time",
+        ),
+        Check(
+            "inside_video",
+            E.ExpectColumnValuesToBeBetween(
+                column="overrun", max_value=tol, description=f"events end <= duration + {tol} s"
+            ),
+            lambda r, _: f"{count(len(r), 'event')} after the end of the video",
+        ),
+        Check(
+            "sentence_nonempty",
+            E.ExpectColumnValueLengthsToBeBetween(
+                column="sentence", min_value=1, description="sentences are not blank"
+            ),
+            lambda r, _: f"{positions(r, 'event')}: sentence is empty",
+        ),
+    )
+    return Suite("hivid.eval_gt.v1", "eval_gt", 1, checks)
+
+
+def eval_pred_suite(cfg: QualityConfig) -> Suite:
+    """Predictions fed to the evaluator (``predictions.json`` results)."""
+    E = _gx().expectations
+    checks = (
+        Check(
+            "shape",
+            E.ExpectColumnValuesToBeNull(
+                column="shape_error", description="predicted events are [start, end] pairs"
+            ),
+            lambda r, _: f"prediction: {_first(r)['shape_error']}",
+        ),
+        Check(
+            "times_present",
+            E.ExpectColumnValuesToNotBeNull(column="start", description="start is a number"),
+            lambda r, _: f"{positions(r, 'prediction')}: start is missing or not finite",
+        ),
+        Check(
+            "start_before_end",
+            E.ExpectColumnPairValuesAToBeGreaterThanB(
+                column_A="end",
+                column_B="start",
+                or_equal=True,
+                ignore_row_if="either_value_is_missing",
+                description="predicted start <= end",
+            ),
+            lambda r, _: f"{positions(r, 'prediction')}: end before start",
+        ),
+        Check(
+            "start_nonnegative",
+            E.ExpectColumnValuesToBeBetween(column="start", min_value=0, description="start >= 0"),
+            lambda r, _: f"{positions(r, 'prediction')} start before 0 s",
+        ),
+        Check(
+            "video_in_gt",
+            E.ExpectColumnValuesToBeInSet(
+                column="in_gt", value_set=[True], description="predicted videos are in gt.json"
+            ),
+            fixed("prediction for a video that is not in the ground truth"),
+        ),
+        Check(
+            "sentence_present",
+            E.ExpectColumnValuesToNotBeNull(
+                column="sentence", description="predicted sentences are strings"
+            ),
+            lambda r, _: f"{positions(r, 'prediction')}: sentence is missing or not text",
+        ),
+    )
+    return Suite("hivid.eval_pred.v1", "eval_pred", 1, checks)

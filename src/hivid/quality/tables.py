@@ -47,6 +47,7 @@ MANIFEST_COLUMNS: dict[str, str] = {
     "meta_price_amount": FLOAT,
     "meta_price_amount_type": OBJ,
     "meta_currency": OBJ,
+    "nonfinite": OBJ,
 }
 """``*_type`` columns hold the JSON type name of a metadata value ("str", "number", "object",
 "missing", ...) so "present and typed" becomes a value-set expectation with per-row failures."""
@@ -61,9 +62,13 @@ SEGMENT_COLUMNS: dict[str, str] = {
     "text": OBJ,
     "prev_start": FLOAT,
     "overrun": FLOAT,
+    "relevance": FLOAT,
+    "relevance_type": OBJ,
 }
 """``overrun`` = end - duration (> tolerance: the segment ends after the video);
-``prev_start`` = start of the previous segment of the same video (NaN for the first)."""
+``prev_start`` = start of the previous segment of the same video (NaN for the first);
+``relevance`` = the 0-5 relevance score of the ASR filter (NaN when absent or not a number;
+``relevance_type`` tells which)."""
 
 FRAME_COLUMNS: dict[str, str] = {
     "row": INT,
@@ -105,10 +110,13 @@ CHAPTER_COLUMNS: dict[str, str] = {
     "title_words": FLOAT,
     "title_chars": FLOAT,
     "summary_chars": FLOAT,
+    "label": OBJ,
+    "label_type": OBJ,
 }
 """``gap_to_prev`` = start - previous chapter's end (< 0: overlap, > 0: a hole; NaN for the first
 chapter); ``title_words``/``title_chars``/``summary_chars`` are measured on stripped text (NaN
-when the text is missing)."""
+when the text is missing); ``label`` = the script label (``label`` or ``script_label``; None when
+absent)."""
 
 VIDEO_COLUMNS: dict[str, str] = {
     "row": INT,
@@ -127,19 +135,79 @@ VIDEO_COLUMNS: dict[str, str] = {
     "n_tcot": INT,
     "n_chapters": INT,
     "chapter_coverage": FLOAT,
+    "nonfinite": OBJ,
 }
 """Per annotated video: ``structure_error`` (None when the record has the expected shape),
 ``duration_delta`` = |record duration - manifest duration|, ``expected_frames`` =
 floor(duration x frame_fps), ``frame_count_error`` = n_frames - expected_frames,
-``chapter_coverage`` = length of the union of chapter spans inside [0, duration] / duration."""
+``chapter_coverage`` = length of the union of chapter spans inside [0, duration] / duration,
+``nonfinite`` = where the record holds NaN or +-inf (None when nowhere)."""
 
-TABLES: dict[str, dict[str, str]] = {
+SPLIT_COLUMNS: dict[str, str] = {
+    "row": INT,
+    "video_id": OBJ,
+    "split": OBJ,
+    "n_splits": INT,
+    "splits_of_video": OBJ,
+}
+"""One row per (split, video) of ``splits.json``, plus one row (``split`` None, ``n_splits`` 0)
+per video that should be in a split and is in none; ``splits_of_video`` lists all its splits."""
+
+SPLIT_SIZE_COLUMNS: dict[str, str] = {
+    "row": INT,
+    "split": OBJ,
+    "size": INT,
+    "expected": INT,
+    "size_error": INT,
+}
+"""One row per split: its size, the size the configured fractions give, and the difference."""
+
+EVAL_GT_COLUMNS: dict[str, str] = {
+    "row": INT,
+    "video_id": OBJ,
+    "duration": FLOAT,
+    "pos": INT,
+    "start": FLOAT,
+    "end": FLOAT,
+    "sentence": OBJ,
+    "n_timestamps": INT,
+    "n_sentences": INT,
+    "overrun": FLOAT,
+    "shape_error": OBJ,
+}
+"""One row per ground-truth event of an ActivityNet-format ``gt.json`` (``{vid: {"duration",
+"timestamps": [[s, e]], "sentences"}}``); a video without events gets one row with ``pos`` 0
+and ``shape_error`` set."""
+
+EVAL_PRED_COLUMNS: dict[str, str] = {
+    "row": INT,
+    "video_id": OBJ,
+    "pos": INT,
+    "start": FLOAT,
+    "end": FLOAT,
+    "sentence": OBJ,
+    "in_gt": BOOL,
+    "shape_error": OBJ,
+}
+"""One row per predicted event of ``predictions.json`` (``{"results": {vid: [{"timestamp":
+[s, e], "sentence"}]}}``)."""
+
+BATCH_TABLES: dict[str, dict[str, str]] = {
     "manifest": MANIFEST_COLUMNS,
     "videos": VIDEO_COLUMNS,
     "asr_segments": SEGMENT_COLUMNS,
     "frames": FRAME_COLUMNS,
     "tcot": TCOT_COLUMNS,
     "chapters": CHAPTER_COLUMNS,
+}
+"""The tables ``build_tables`` makes for one annotation batch (the ``validate`` stage)."""
+
+TABLES: dict[str, dict[str, str]] = {
+    **BATCH_TABLES,
+    "splits": SPLIT_COLUMNS,
+    "split_sizes": SPLIT_SIZE_COLUMNS,
+    "eval_gt": EVAL_GT_COLUMNS,
+    "eval_pred": EVAL_PRED_COLUMNS,
 }
 """Table name -> column dtypes; the suites are written against these names."""
 
@@ -173,6 +241,33 @@ def json_type(x: Any, present: bool = True) -> str:
     if isinstance(x, list | tuple):
         return "array"
     return type(x).__name__
+
+
+def nonfinite_paths(obj: Any, limit: int = 3, _path: str = "") -> list[str]:
+    """JSON paths of NaN / +-inf numbers inside ``obj`` (``chapters[1].start=nan``), at most
+    ``limit`` of them. ``json.load`` accepts the ``NaN``/``Infinity`` tokens, so a record can
+    carry them silently; every number a later stage trains on must be finite."""
+    out: list[str] = []
+
+    def walk(x: Any, path: str) -> None:
+        if len(out) >= limit:
+            return
+        if isinstance(x, float | np.floating) and not math.isfinite(float(x)):
+            out.append(f"{path or '<root>'}={float(x)}")
+        elif isinstance(x, Mapping):
+            for k in sorted(x, key=str):
+                walk(x[k], f"{path}.{k}" if path else str(k))
+        elif isinstance(x, list | tuple):
+            for i, v in enumerate(x):
+                walk(v, f"{path}[{i}]")
+
+    walk(obj, _path)
+    return out
+
+
+def _nonfinite(obj: Any) -> str | None:
+    paths = nonfinite_paths(obj)
+    return ", ".join(paths) if paths else None
 
 
 def _frame(rows: list[dict[str, Any]], columns: Mapping[str, str]) -> pd.DataFrame:
@@ -233,6 +328,7 @@ def manifest_table(manifest: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
                 "meta_price_amount": num(price.get("amount")),
                 "meta_price_amount_type": json_type(price.get("amount"), "amount" in price),
                 "meta_currency": text(price.get("currency")),
+                "nonfinite": _nonfinite(m),
             }
         )
     return _frame(rows, MANIFEST_COLUMNS)
@@ -313,6 +409,8 @@ def segments_table(annotations: Mapping[str, Any], durations: Mapping[str, float
                     "text": _stripped(text(s.get("text"))),
                     "prev_start": prev,
                     "overrun": end - durations[vid],
+                    "relevance": num(s.get("relevance")),
+                    "relevance_type": json_type(s.get("relevance"), "relevance" in s),
                 }
             )
     return _frame(rows, SEGMENT_COLUMNS)
@@ -369,6 +467,7 @@ def chapters_table(annotations: Mapping[str, Any], durations: Mapping[str, float
         for i, (c, prev_end) in enumerate(zip(items, _prev(ends), strict=True)):
             start = starts[i]
             title = _stripped(text(c.get("title")))
+            label = c.get("label", c.get("script_label"))
             summary = text(c.get("summary"))
             rows.append(
                 {
@@ -386,6 +485,8 @@ def chapters_table(annotations: Mapping[str, Any], durations: Mapping[str, float
                     "title_words": _words(title),
                     "title_chars": _chars(title),
                     "summary_chars": _chars(summary),
+                    "label": text(label),
+                    "label_type": json_type(label, label is not None or "label" in c),
                 }
             )
     return _frame(rows, CHAPTER_COLUMNS)
@@ -447,6 +548,7 @@ def videos_table(
                 "chapter_coverage": coverage(
                     ((num(c.get("start")), num(c.get("end"))) for c in chapters), duration
                 ),
+                "nonfinite": _nonfinite(rec),
             }
         )
     return _frame(rows, VIDEO_COLUMNS)
@@ -470,3 +572,117 @@ def build_tables(
         "tcot": tcot_table(annotations, durations),
         "chapters": chapters_table(annotations, durations),
     }
+
+
+# ---------------------------------------------------------------------------------------------
+# Dataset splits and evaluation inputs (validated by their own gates, not per annotation batch)
+
+SPLIT_NAMES: tuple[str, ...] = ("train", "val", "test")
+
+
+def expected_split_sizes(n: int, val_fraction: float, test_fraction: float) -> dict[str, int]:
+    """Sizes the configured fractions give ``n`` videos: round(n x fraction), train the rest."""
+    test = round(n * test_fraction)
+    val = round(n * val_fraction)
+    return {"train": n - test - val, "val": val, "test": test}
+
+
+def splits_table(splits: Mapping[str, Any], videos: Iterable[str] = ()) -> pd.DataFrame:
+    """Rows of ``splits`` (``{"train": [ids], "val": [...], "test": [...]}``; other keys such as
+    ``seed`` are ignored); ``videos``: ids that must each be in exactly one split."""
+    member: dict[str, list[str]] = {}
+    pairs = []
+    for name in SPLIT_NAMES:
+        ids = splits.get(name)
+        for vid in ids if isinstance(ids, list) else []:
+            key = str(vid)
+            member.setdefault(key, []).append(name)
+            pairs.append((name, key))
+    rows = [
+        {
+            "video_id": vid,
+            "split": name,
+            "n_splits": len(member[vid]),
+            "splits_of_video": ", ".join(member[vid]),
+        }
+        for name, vid in pairs
+    ]
+    rows += [
+        {"video_id": vid, "split": None, "n_splits": 0, "splits_of_video": ""}
+        for vid in sorted(set(videos) - set(member))
+    ]
+    return _frame(rows, SPLIT_COLUMNS)
+
+
+def split_sizes_table(splits: Mapping[str, Any], expected: Mapping[str, int]) -> pd.DataFrame:
+    """One row per split name with its size, the expected size and the difference."""
+    rows = []
+    for name in SPLIT_NAMES:
+        ids = splits.get(name)
+        size = len(ids) if isinstance(ids, list) else 0
+        exp = int(expected.get(name, 0))
+        rows.append({"split": name, "size": size, "expected": exp, "size_error": size - exp})
+    return _frame(rows, SPLIT_SIZE_COLUMNS)
+
+
+def _pair(x: Any) -> tuple[float, float, str | None]:
+    """(start, end, shape error) of a ``[s, e]`` timestamp."""
+    if not isinstance(x, list | tuple) or len(x) != 2:
+        return math.nan, math.nan, f"timestamp {x!r} is not a [start, end] pair"
+    return num(x[0]), num(x[1]), None
+
+
+def eval_gt_table(gt: Mapping[str, Any]) -> pd.DataFrame:
+    """One row per ground-truth event (ActivityNet Captions format)."""
+    rows = []
+    for vid in sorted(gt, key=str):
+        g = gt[vid]
+        g = g if isinstance(g, Mapping) else {}
+        duration = num(g.get("duration"))
+        ts: list[Any] = _list_at(g, "timestamps")
+        sents: list[Any] = _list_at(g, "sentences")
+        base = {
+            "video_id": str(vid),
+            "duration": duration,
+            "n_timestamps": len(ts),
+            "n_sentences": len(sents),
+        }
+        if not ts:
+            rows.append({**base, "pos": 0, "shape_error": "no ground-truth events (timestamps)"})
+            continue
+        for i, t in enumerate(ts):
+            start, end, err = _pair(t)
+            rows.append(
+                {
+                    **base,
+                    "pos": i + 1,
+                    "start": start,
+                    "end": end,
+                    "sentence": _stripped(text(sents[i])) if i < len(sents) else None,
+                    "overrun": end - duration,
+                    "shape_error": err,
+                }
+            )
+    return _frame(rows, EVAL_GT_COLUMNS)
+
+
+def eval_pred_table(results: Mapping[str, Any], gt: Mapping[str, Any]) -> pd.DataFrame:
+    """One row per predicted event (``results`` is the ``results`` object of predictions.json)."""
+    rows = []
+    for vid in sorted(results, key=str):
+        preds = results[vid]
+        for i, p in enumerate(preds if isinstance(preds, list) else [preds]):
+            p = p if isinstance(p, Mapping) else {}
+            start, end, err = _pair(p.get("timestamp"))
+            rows.append(
+                {
+                    "video_id": str(vid),
+                    "pos": i + 1,
+                    "start": start,
+                    "end": end,
+                    "sentence": text(p.get("sentence")),
+                    "in_gt": vid in gt,
+                    "shape_error": err,
+                }
+            )
+    return _frame(rows, EVAL_PRED_COLUMNS)
