@@ -207,20 +207,50 @@ def run_build_dataset(
     ):
         annotations = load_annotations(ann_dir)
         _log_inputs(root, manifest_path, ann_dir, annotations, "dataset-build")
+        manifest = read_manifest(manifest_path)
         summary = build_dataset(
-            read_manifest(manifest_path),
-            annotations,
-            list(gate["passed"]),
-            data,
-            out,
-            cfg,
-            progress,
+            manifest, annotations, list(gate["passed"]), data, out, cfg, progress
         )
         mlflow.log_metrics({f"split_{k}": float(v) for k, v in summary["splits"].items()})
         mlflow.log_metric("frames", float(summary["frames"]))
         log_artifacts_if_exist(out / "splits.json", "dataset")
         log_artifacts_if_exist(out / "summary.json", "dataset")
+        ids = {r["video_id"] for r in manifest}
+        usable = [v for v in gate["passed"] if v in ids and v in annotations]
+        _split_gate(params, read_json(out / "splits.json"), usable, cfg, out / "quality")
     return summary
+
+
+def _split_gate(
+    params: Path, splits: dict[str, Any], videos: list[str], cfg: Any, out: Path
+) -> None:
+    """GX split gate (leakage, loss, sizes): tag ``gx.splits``, log it, stop on failure."""
+    from hivid.quality.gate import run_splits_gate
+
+    g = run_splits_gate(
+        splits, videos, cfg.val_fraction, cfg.test_fraction, load_section(params, "quality"), out
+    )
+    mlflow.set_tag("gx.splits", f"{g.result_id}:{'success' if g.success else 'failure'}")
+    log_artifacts_if_exist(out, "dataset/quality")
+    if not g.success:
+        raise StageError(f"split gate failed: {'; '.join(g.batch_failures)}")
+
+
+def _eval_gate(params: Path, out: Path) -> None:
+    """GX gate of the evaluation inputs: tag ``gx.eval``; stop when the ground truth is invalid
+    (predictions that fail are recorded: scoring them is the evaluator's job)."""
+    from hivid.quality.gate import run_eval_gate
+
+    g = run_eval_gate(
+        read_json(out / "gt.json"),
+        read_json(out / "predictions.json"),
+        load_section(params, "quality"),
+        out / "quality",
+    )
+    mlflow.set_tag("gx.eval", f"{g.result_id}:{'success' if g.success else 'failure'}")
+    bad_gt = [f for f in g.batch_failures if "eval_gt:" in f]
+    if bad_gt:
+        raise StageError(f"evaluation ground truth failed its gate: {'; '.join(bad_gt)}")
 
 
 def _dataset_frame(dataset_dir: Path, split: str) -> pd.DataFrame:
@@ -336,6 +366,7 @@ def run_evaluate(
             "evaluation",
         )
         report = evaluate_model(model_dir, dataset_dir, data, out, cfg, progress)
+        _eval_gate(params, out)
         mlflow.log_metrics({k: float(v) for k, v in report["metrics"].items()})
         per_video = pd.DataFrame(
             [{"video_id": v, **s} for v, s in sorted(report["per_video"].items())]
