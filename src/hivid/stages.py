@@ -274,13 +274,15 @@ def _dataset_frame(dataset_dir: Path, split: str) -> pd.DataFrame:
 
 
 def _gate_tag(root: Path) -> dict[str, str]:
-    gate_path = root / "outputs" / "quality" / "gate.json"
-    if not gate_path.exists():
-        return {}
-    gate = read_json(gate_path)
-    return {
-        "gx.result": f"{gate.get('result_id')}:{'success' if gate.get('success') else 'failure'}"
-    }
+    """``gx.result`` (annotation gate) and ``gx.splits`` (split gate) for later stages' runs."""
+    tags = {}
+    for tag, rel in (("gx.result", "quality"), ("gx.splits", "dataset/quality")):
+        gate_path = root / "outputs" / rel / "gate.json"
+        if gate_path.exists():
+            gate = read_json(gate_path)
+            ok = "success" if gate.get("success") else "failure"
+            tags[tag] = f"{gate.get('result_id')}:{ok}"
+    return tags
 
 
 def run_train(

@@ -90,6 +90,11 @@ def test_build_dataset_split_gate(project: Path, monkeypatch: pytest.MonkeyPatch
         experiment_names=["hivid"], filter_string="tags.mlflow.runName = 'build_dataset'"
     )
     assert runs.iloc[0]["tags.gx.splits"] == f"{gate['result_id']}:success"
+    from hivid.stages import _gate_tag  # what train/evaluate runs (and the model) carry
+
+    tags = _gate_tag(project)
+    assert tags["gx.splits"] == f"{gate['result_id']}:success"
+    assert tags["gx.result"].endswith(":success")
 
     import hivid.dataset.build as build
 
