@@ -39,30 +39,6 @@ def evaluate_model_cmd(
     click.echo("evaluate: " + ", ".join(f"{k}={v:.4f}" for k, v in sorted(r["metrics"].items())))
 
 
-@evaluate.command("dense")
-@click.option("--gt", type=PATH, required=True, help="ActivityNet-format ground truth JSON.")
-@click.option("--pred", type=PATH, required=True, help="ActivityNet-format predictions JSON.")
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
-def evaluate_dense(gt: Path, pred: Path, as_json: bool) -> None:
-    """Temporal-localization Precision / Recall / F1 over tIoU {0.3, 0.5, 0.7, 0.9}."""
-    from hivid.evaluation.dense import localization_scores
-    from hivid.io import read_json
-
-    def go() -> dict:
-        p = read_json(pred)
-        if not isinstance(p, dict) or "results" not in p:
-            raise ValueError(f"{pred}: predictions need a 'results' object")
-        s = localization_scores(read_json(gt), p["results"])
-        return {k: s[k] for k in ("Precision", "Recall", "F1")}
-
-    r = guard("evaluate dense", go)
-    if as_json:
-        click.echo(json.dumps(r, sort_keys=True))
-    else:
-        for k, v in r.items():
-            click.echo(f"{k:>10}: {v:.4f}")
-
-
 def _tokenizer_options(fn: Any) -> Any:
     fn = click.option(
         "--tokenizer",
@@ -116,3 +92,46 @@ def evaluate_captions(
 
     r = guard("evaluate captions", go)
     _print(r, as_json, ["Bleu_1", "Bleu_2", "Bleu_3", "Bleu_4", "METEOR", "ROUGE_L", "CIDEr"])
+
+
+@evaluate.command("dense")
+@click.option("--gt", type=PATH, required=True, help="ActivityNet-format ground truth JSON.")
+@click.option("--pred", type=PATH, required=True, help="ActivityNet-format predictions JSON.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@click.option("--per-video", is_flag=True, help="Include per-video scores in the JSON.")
+@click.option(
+    "--tious",
+    default="0.3,0.5,0.7,0.9",
+    show_default=True,
+    help="Comma-separated tIoU thresholds for the dense-captioning metrics.",
+)
+@click.option(
+    "--max-proposals", default=1000, show_default=True, help="Predictions kept per video."
+)
+@_tokenizer_options
+def evaluate_dense(
+    gt: Path,
+    pred: Path,
+    as_json: bool,
+    per_video: bool,
+    tious: str,
+    max_proposals: int,
+    tok_mode: str,
+    segmenter: str,
+) -> None:
+    """SODA_c, Bleu_1..4, METEOR, ROUGE_L, CIDEr, Precision, Recall (mean over tIoUs), F1."""
+    import warnings
+
+    from hivid.evaluation.dense import evaluate_files
+
+    def go() -> dict[str, Any]:
+        ts = [float(x) for x in tious.split(",") if x.strip()]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # reported once below, in r["warnings"]
+            return evaluate_files(gt, pred, ts, max_proposals, tok_mode, segmenter)
+
+    r = guard("evaluate dense", go)
+    if not per_video:
+        r.pop("per_video", None)
+    keys = ["SODA_c", "Bleu_1", "Bleu_2", "Bleu_3", "Bleu_4", "METEOR", "ROUGE_L", "CIDEr"]
+    _print(r, as_json, [*keys, "Precision", "Recall", "F1"])

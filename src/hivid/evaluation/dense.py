@@ -1,6 +1,17 @@
-"""Temporal-localization metrics of the dense-captioning evaluator (ActivityNet Captions format).
+"""The dense-captioning evaluator (ActivityNet Captions format) and SODA_c, as one pass.
 
-Semantics follow the reference evaluator (see shared/design/evaluation-notes.md):
+``dense_scores`` equals, on English input, PDVC's ``densevid_eval3/evaluate2018.py -v`` (Bleu_1..4,
+METEOR, ROUGE_L, CIDEr, Precision, Recall averaged over tIoU {0.3, 0.5, 0.7, 0.9}) plus the
+papers' F1 = 2PR/(P+R) of the averaged P and R, and fujiso/SODA v1.1 ``-s c -m Meteor``.
+
+Language metrics (per tIoU t): every (prediction, GT event) pair with tIoU >= t is a segment
+(many-to-many); a prediction that overlaps nothing is paired with ``GARBAGE``. Each video's
+segments are scored as their own small corpus (CIDEr-D document frequencies from that video alone,
+METEOR the jar's aggregate over the video's segments); per-video scores are averaged over all GT
+videos (a video without predictions scores 0), then over the thresholds. Predictions beyond the
+first ``max_proposals`` of a video are dropped; ``duration`` is never used.
+
+Localization semantics follow the reference evaluator (see shared/design/evaluation-notes.md):
 
 - tIoU = intersection / (min(hull, len1 + len2) + 1e-8); the 1e-8 decides exact-threshold ties;
 - per video and tIoU threshold t: a GT event is recalled / a prediction is precise when some pair
@@ -12,11 +23,23 @@ Semantics follow the reference evaluator (see shared/design/evaluation-notes.md)
 
 from __future__ import annotations
 
+import hashlib
+import math
 import warnings
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
+import numpy as np
+
+from hivid.evaluation.coco import bleu, cider_d, rouge_l_segment
+from hivid.evaluation.meteor import Meteor, Pair
+from hivid.evaluation.soda import tiou_matrix, video_soda
+
 TIOUS: tuple[float, ...] = (0.3, 0.5, 0.7, 0.9)
+GARBAGE = "abc123!@#"
+"""Reference a prediction that overlaps no GT event is scored against (evaluate2018.py)."""
+LANG_KEYS = ("Bleu_1", "Bleu_2", "Bleu_3", "Bleu_4", "METEOR", "ROUGE_L", "CIDEr")
 
 
 def tiou(a: Sequence[float], b: Sequence[float]) -> float:
@@ -49,6 +72,7 @@ def localization_scores(
     results: Mapping[str, Sequence[Mapping[str, Any]]],
     tious: Sequence[float] = TIOUS,
     max_proposals: int = 1000,
+    warn: bool = True,
 ) -> dict[str, Any]:
     """Precision / Recall / F1 averaged over ``tious`` plus per-video and per-threshold numbers.
 
@@ -56,7 +80,7 @@ def localization_scores(
     ``results``: ``{vid: [{"timestamp": [s, e], "sentence": ...}, ...]}``.
     """
     missing = [v for v in ground_truth if not results.get(v)]
-    if missing:
+    if missing and warn:
         warnings.warn(
             f"{len(missing)} ground-truth video(s) have no predictions and score 0: "
             + ", ".join(sorted(missing)[:5]),
@@ -88,4 +112,296 @@ def localization_scores(
         "F1": f1,
         "per_threshold": per_threshold,
         "per_video": per_video,
+    }
+
+
+# --------------------------------------------------------------------------------------------
+# Input checks: the reference evaluators' behaviour, made explicit with a warning each
+# --------------------------------------------------------------------------------------------
+
+
+def _is_num(x: Any) -> bool:
+    return isinstance(x, int | float) and not isinstance(x, bool) and math.isfinite(x)
+
+
+def check_inputs(
+    gt: Mapping[str, Any], pred: Mapping[str, Any], max_proposals: int = 1000, where: str = ""
+) -> tuple[dict[str, Any], dict[str, list[dict[str, Any]]], list[str]]:
+    """Validate ActivityNet GT + prediction objects; returns (gt, results, warnings).
+
+    Malformed input is a ``ValueError`` naming the file part and video; questionable but valid
+    input is kept exactly as the reference code treats it and reported in ``warnings``.
+    """
+    w: list[str] = []
+    if not isinstance(gt, Mapping) or not gt:
+        raise ValueError(f"{where}ground truth must be a non-empty object {{video_id: {{...}}}}")
+    missing_fields = [k for k in ("results", "version", "external_data") if k not in pred]
+    if "results" in missing_fields or not isinstance(pred.get("results"), Mapping):
+        raise ValueError(f"{where}predictions need a 'results' object {{video_id: [...]}}")
+    if missing_fields:
+        w.append(f"prediction file lacks {missing_fields} (the reference evaluator rejects it)")
+    clean_gt: dict[str, Any] = {}
+    n_rev_gt = 0
+    for vid, g in gt.items():
+        ts, ss = g.get("timestamps") if isinstance(g, Mapping) else None, None
+        if isinstance(g, Mapping):
+            ss = g.get("sentences")
+        if not isinstance(ts, list) or not isinstance(ss, list) or len(ts) != len(ss) or not ts:
+            raise ValueError(
+                f"{where}ground truth {vid!r}: needs equally long non-empty 'timestamps' and "
+                "'sentences' lists"
+            )
+        for t in ts:
+            if not (isinstance(t, list | tuple) and len(t) == 2 and all(_is_num(x) for x in t)):
+                raise ValueError(f"{where}ground truth {vid!r}: bad timestamp {t!r}")
+            n_rev_gt += t[0] > t[1]
+        if not all(isinstance(x, str) for x in ss):
+            raise ValueError(f"{where}ground truth {vid!r}: sentences must be strings")
+        clean_gt[vid] = {"duration": g.get("duration"), "timestamps": ts, "sentences": ss}
+    results: dict[str, list[dict[str, Any]]] = {}
+    n_rev = n_beyond = n_dup = n_cut = 0
+    for vid, items in pred["results"].items():
+        if not isinstance(items, list):
+            raise ValueError(f"{where}predictions {vid!r}: expected a list of segments")
+        seen: set[tuple[float, float, str]] = set()
+        for it in items:
+            t = it.get("timestamp") if isinstance(it, Mapping) else None
+            if not (isinstance(t, list | tuple) and len(t) == 2 and all(_is_num(x) for x in t)):
+                raise ValueError(f"{where}predictions {vid!r}: bad timestamp in {it!r}")
+            if not isinstance(it.get("sentence"), str):
+                raise ValueError(f"{where}predictions {vid!r}: 'sentence' must be a string")
+            n_rev += t[0] > t[1]
+            dur = clean_gt.get(vid, {}).get("duration")
+            n_beyond += _is_num(dur) and (max(t) > dur or min(t) < 0)
+            key = (float(t[0]), float(t[1]), it["sentence"])
+            n_dup += key in seen
+            seen.add(key)
+        n_cut += max(0, len(items) - max_proposals)
+        results[vid] = list(items)
+    missing = sorted(set(clean_gt) - set(results))
+    empty = sorted(v for v in clean_gt if v in results and not results[v])
+    unknown = sorted(set(results) - set(clean_gt))
+
+    def some(xs: list[str]) -> str:
+        return ", ".join(xs[:5]) + (" ..." if len(xs) > 5 else "")
+
+    if missing:
+        w.append(
+            f"{len(missing)} GT video(s) missing from the predictions ({some(missing)}): they "
+            "score 0 in the dense-captioning metrics and are left out of SODA_c (as the references)"
+        )
+    if empty:
+        w.append(
+            f"{len(empty)} video(s) with an empty prediction list ({some(empty)}): scored 0 "
+            "everywhere (the reference precision code crashes or reuses a stale count here)"
+        )
+    if unknown:
+        w.append(f"{len(unknown)} predicted video id(s) not in the GT are ignored: {some(unknown)}")
+    if n_rev or n_rev_gt:
+        w.append(
+            f"{n_rev} predicted and {n_rev_gt} GT segment(s) have start > end: kept as given "
+            "(the reference tIoU then never counts them as overlapping)"
+        )
+    if n_beyond:
+        w.append(
+            f"{n_beyond} predicted segment(s) lie outside [0, duration]: not clipped (the "
+            "reference never reads the duration)"
+        )
+    if n_dup:
+        w.append(f"{n_dup} duplicate predicted segment(s): each is counted, as in the reference")
+    if n_cut:
+        w.append(f"{n_cut} prediction(s) beyond the first {max_proposals} per video are dropped")
+    return clean_gt, results, w
+
+
+# --------------------------------------------------------------------------------------------
+# The evaluation
+# --------------------------------------------------------------------------------------------
+
+
+def _mean(xs: Sequence[float]) -> float:
+    return float(np.mean(xs)) if len(xs) else 0.0
+
+
+def dense_scores(
+    ground_truth: Mapping[str, Any],
+    prediction: Mapping[str, Any],
+    tokenizer: Any,
+    meteor: Meteor,
+    tious: Sequence[float] = TIOUS,
+    max_proposals: int = 1000,
+    soda: bool = True,
+) -> dict[str, Any]:
+    """Every dense-captioning metric of one GT / prediction pair; see the module docstring.
+
+    ``prediction`` is the whole prediction file object (``{"version", "results", ...}``).
+    Returns the averaged metrics plus ``per_threshold``, ``per_video`` and ``warnings``.
+    """
+    gt, results, warns = check_inputs(ground_truth, prediction, max_proposals)
+    for line in warns:
+        warnings.warn(line, stacklevel=2)
+    cut = {v: results[v][:max_proposals] for v in gt if v in results}
+    tokenizer.prepare(
+        [GARBAGE]
+        + [s for g in gt.values() for s in g["sentences"]]
+        + [p["sentence"] for v in gt if v in results for p in results[v]]
+    )
+    garbage = tokenizer(GARBAGE)
+    gt_tok = {v: [tokenizer(s) for s in g["sentences"]] for v, g in gt.items()}
+    ious = {
+        v: tiou_matrix(
+            np.asarray(gt[v]["timestamps"], dtype=float).reshape(-1, 2),
+            np.asarray([p["timestamp"] for p in cut[v]], dtype=float).reshape(-1, 2),
+        )
+        for v in cut
+    }
+
+    # language metrics: one corpus per (threshold, video)
+    groups: list[tuple[float, str, list[Pair]]] = []
+    for t in tious:
+        for v in gt:
+            if not cut.get(v):
+                continue
+            pairs: list[Pair] = []
+            for j, p in enumerate(cut[v]):
+                hyp = tokenizer(p["sentence"])
+                hit = np.nonzero(ious[v][:, j] >= t)[0]
+                pairs += [(hyp, (gt_tok[v][i],)) for i in hit] or [(hyp, (garbage,))]
+            groups.append((t, v, pairs))
+    meteor_scores = meteor.evaluate([g[2] for g in groups]) if groups else []
+    rouge_cache: dict[Pair, float] = {}
+    per_tv: dict[tuple[float, str], dict[str, float]] = {}
+    for (t, v, pairs), (m, _) in zip(groups, meteor_scores, strict=True):
+        refs = [list(r) for _, r in pairs]
+        cands = [h for h, _ in pairs]
+        s = dict(zip(LANG_KEYS[:4], bleu(refs, cands), strict=True))
+        s["METEOR"] = m
+        for pr in pairs:
+            if pr not in rouge_cache:
+                rouge_cache[pr] = rouge_l_segment(list(pr[1]), pr[0])
+        s["ROUGE_L"] = _mean([rouge_cache[pr] for pr in pairs])
+        s["CIDEr"] = cider_d(refs, cands)[0]
+        per_tv[(t, v)] = s
+    zero = dict.fromkeys(LANG_KEYS, 0.0)
+    per_threshold: dict[str, dict[str, float]] = {}
+    for t in tious:
+        per_threshold[str(t)] = {
+            k: _mean([per_tv.get((t, v), zero)[k] for v in gt]) for k in LANG_KEYS
+        }
+
+    loc = localization_scores(
+        {v: gt[v] for v in gt}, {v: cut.get(v, []) for v in gt}, tious, max_proposals, warn=False
+    )
+    for t in tious:
+        per_threshold[str(t)].update(loc["per_threshold"][str(t)])
+    out: dict[str, Any] = {
+        k: _mean([per_threshold[str(t)][k] for t in tious])
+        for k in (*LANG_KEYS, "Precision", "Recall")
+    }
+    p, r = out["Precision"], out["Recall"]
+    out["F1"] = 2 * p * r / (p + r) if p + r > 0 else 0.0
+
+    per_video: dict[str, dict[str, float]] = {}
+    for v in gt:
+        row = {k: _mean([per_tv.get((t, v), zero)[k] for t in tious]) for k in LANG_KEYS}
+        row.update({k: loc["per_video"][v][k] for k in ("Precision", "Recall", "F1")})
+        per_video[v] = row
+
+    if soda:
+        soda_f = soda_c(gt, results, tokenizer, meteor, gt_tok)
+        out["SODA_c"] = _mean(list(soda_f.values()))
+        for v, f in soda_f.items():
+            per_video[v]["SODA_c"] = f
+        out["SODA_c_videos"] = len(soda_f)
+    out.update(per_threshold=per_threshold, per_video=per_video, warnings=warns)
+    out["videos"] = len(gt)
+    return out
+
+
+def soda_c(
+    gt: Mapping[str, Any],
+    results: Mapping[str, Sequence[Mapping[str, Any]]],
+    tokenizer: Any,
+    meteor: Meteor,
+    gt_tok: Mapping[str, list[str]] | None = None,
+) -> dict[str, float]:
+    """Per-video SODA_c F of the videos in both GT and predictions (see hivid.evaluation.soda)."""
+    vids = [v for v in gt if v in results]
+    tokenizer.prepare(
+        [s for v in vids for s in gt[v]["sentences"]]
+        + [p["sentence"] for v in vids for p in results[v]]
+    )
+    mats: dict[str, tuple[np.ndarray, list[Pair]]] = {}
+    all_pairs: list[Pair] = []
+    for v in vids:
+        preds = sorted(results[v], key=lambda p: p["timestamp"][0])  # stable, as the reference
+        order = sorted(range(len(gt[v]["timestamps"])), key=lambda i: gt[v]["timestamps"][i][0])
+        g_ts = np.asarray([gt[v]["timestamps"][i] for i in order], dtype=float).reshape(-1, 2)
+        g_tok = [(gt_tok[v][i] if gt_tok else tokenizer(gt[v]["sentences"][i])) for i in order]
+        p_ts = np.asarray([p["timestamp"] for p in preds], dtype=float).reshape(-1, 2)
+        p_tok = [tokenizer(p["sentence"]) for p in preds]
+        # METEOR with the GT sentence as hypothesis and the prediction as reference (as SODA)
+        pairs: list[Pair] = [(g, (p,)) for g in g_tok for p in p_tok]
+        mats[v] = (tiou_matrix(g_ts, p_ts), pairs)
+        all_pairs += pairs
+    seg = meteor.segment_scores(all_pairs)
+    scores = dict(zip(all_pairs, seg, strict=True))
+    out: dict[str, float] = {}
+    for v, (iou, pairs) in mats.items():
+        m = np.asarray([scores[pr] for pr in pairs], dtype=float).reshape(iou.shape)
+        out[v] = video_soda(iou, m)[2]
+    return out
+
+
+def evaluate_files(
+    gt_path: Path,
+    pred_path: Path,
+    tious: Sequence[float] = TIOUS,
+    max_proposals: int = 1000,
+    tokenizer_mode: str = "auto",
+    segmenter: str = "jieba",
+    meteor_memory: str = "2G",
+) -> dict[str, Any]:
+    """``hivid evaluate dense``: read the two files and score them with one METEOR process."""
+    from hivid.evaluation.tokenize import CaptionTokenizer
+    from hivid.io import read_json
+
+    if not tious or not all(0 < t < 1 for t in tious):
+        raise ValueError(f"tIoU thresholds must lie in (0, 1), got {list(tious)}")
+    with Meteor(meteor_memory) as meteor:  # starts loading while we read and tokenize
+        gt, pred = read_json(gt_path), read_json(pred_path)
+        if not isinstance(pred, Mapping):
+            raise ValueError(f"{pred_path}: predictions must be a JSON object with 'results'")
+        if not isinstance(gt, Mapping):
+            raise ValueError(f"{gt_path}: ground truth must be a JSON object")
+        tok = CaptionTokenizer(mode=tokenizer_mode, segmenter=segmenter)  # type: ignore[arg-type]
+        out = dense_scores(gt, pred, tok, meteor, tious, max_proposals)
+        out["evaluator"] = evaluator_identity(tok, meteor)
+    out["definitions"] = DEFINITIONS
+    return out
+
+
+DEFINITIONS = {
+    "SODA_c": "fujiso/SODA v1.1 -s c -m Meteor: mean per-video F over videos in both files",
+    "dense": "PDVC densevid_eval3/evaluate2018.py -v, metrics averaged over the tIoUs",
+    "F1": "2PR/(P+R) of the tIoU-averaged Precision and Recall",
+}
+
+
+def evaluator_identity(tokenizer: Any, meteor: Meteor) -> dict[str, Any]:
+    """Who computed the numbers: code version, METEOR jar hash, tokenizer name + version."""
+    from importlib import metadata
+
+    try:
+        version = metadata.version("hivid")
+    except metadata.PackageNotFoundError:
+        version = "unknown"
+    h = hashlib.sha256()
+    for f in sorted(Path(__file__).parent.glob("*.py")):
+        h.update(f.name.encode() + b"\0" + f.read_bytes())
+    return {
+        "hivid": version,
+        "evaluation_code_sha256": h.hexdigest(),
+        **meteor.identity(),
+        "tokenizer": tokenizer.identity(),
     }
