@@ -370,6 +370,7 @@ def run_evaluate(
         report = evaluate_model(model_dir, dataset_dir, data, out, cfg, progress)
         _eval_gate(params, out)
         mlflow.log_metrics({k: float(v) for k, v in report["metrics"].items()})
+        mlflow.set_tags(report.get("tags", {}))  # evaluator identity (code, METEOR jar, tokenizer)
         per_video = pd.DataFrame(
             [{"video_id": v, **s} for v, s in sorted(report["per_video"].items())]
         )

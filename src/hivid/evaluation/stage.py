@@ -13,13 +13,21 @@ from __future__ import annotations
 
 import csv
 import io
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from hivid.configbase import require
-from hivid.evaluation.dense import TIOUS, localization_scores
+from hivid.evaluation.dense import (
+    DEFINITIONS,
+    TIOUS,
+    check_inputs,
+    dense_scores,
+    evaluator_identity,
+    localization_scores,
+)
 from hivid.io import read_json, read_jsonl, write_bytes_atomic, write_json, write_jsonl
 
 
@@ -35,12 +43,28 @@ class EvaluateConfig:
     """Generation budget per video (greedy decoding)."""
     use_pseudo_labels: bool = False
     """Score videos without ground truth against their annotation chapters (labelled as such)."""
+    tokenizer: str = "auto"
+    """auto: Chinese sentences word-segmented, others PTB as the reference; ptb | segment."""
+    segmenter: str = "jieba"
+    """Word segmenter for Chinese (jieba | char)."""
+    max_proposals: int = 1000
+    """Predicted chapters kept per video (the dense-captioning evaluator's -ppv)."""
+    meteor_memory: str = "2G"
+    """JVM heap of the one METEOR 1.5 process (-Xmx)."""
+    require_java: bool = False
+    """Fail when no Java runtime exists; otherwise only the localization metrics are computed
+    (SODA_c and the caption metrics need METEOR / the PTB tokenizer) and that is tagged."""
 
     def __post_init__(self) -> None:
         require(self.split in ("train", "val", "test"), "evaluate.split must be train|val|test")
         require(bool(self.tious), "evaluate.tious must not be empty")
         require(all(0 < t < 1 for t in self.tious), "evaluate.tious must lie in (0, 1)")
         require(self.max_new_tokens >= 1, "evaluate.max_new_tokens must be >= 1")
+        require(
+            self.tokenizer in ("auto", "ptb", "segment"), "evaluate.tokenizer: auto|ptb|segment"
+        )
+        require(self.segmenter in ("jieba", "char"), "evaluate.segmenter must be jieba|char")
+        require(self.max_proposals >= 1, "evaluate.max_proposals must be >= 1")
 
 
 def to_activitynet_gt(vid: str, duration: float, chapters: list[dict[str, Any]]) -> dict[str, Any]:
@@ -101,30 +125,93 @@ def evaluate_model(
         raise ValueError(f"evaluate: no video of the {cfg.split} split has ground truth")
     if progress:
         progress("done", len(rows), len(rows))
-    scores = localization_scores(gt, results, tious=cfg.tious)
+    prediction = {"version": "VERSION 1.0", "results": results, "external_data": {"used": False}}
+    scores, tags = score_predictions(gt, prediction, cfg)
     n_pred = [len(results.get(v, [])) for v in gt]
-    metrics = {
-        "Precision": scores["Precision"],
-        "Recall": scores["Recall"],
-        "F1": scores["F1"],
-        "videos": float(len(gt)),
-        "parsed_chapters_per_video": sum(n_pred) / len(n_pred),
-        "videos_without_parsable_output": float(sum(1 for n in n_pred if n == 0)),
-    }
+    metrics = {k: float(scores[k]) for k in METRIC_KEYS if k in scores}
+    metrics.update(
+        {
+            "videos": float(len(gt)),
+            "parsed_chapters_per_video": sum(n_pred) / len(n_pred),
+            "videos_without_parsable_output": float(sum(1 for n in n_pred if n == 0)),
+        }
+    )
     out_dir.mkdir(parents=True, exist_ok=True)
     write_json(out_dir / "gt.json", gt)
-    write_json(
-        out_dir / "predictions.json",
-        {"version": "VERSION 1.0", "results": results, "external_data": {"used": False}},
-    )
+    write_json(out_dir / "predictions.json", prediction)
     write_jsonl(out_dir / "generations.jsonl", generations)
     buf = io.StringIO()
     writer = csv.writer(buf)
-    keys = sorted(next(iter(scores["per_video"].values())).keys())
+    keys = sorted({k for row in scores["per_video"].values() for k in row})
     writer.writerow(["video_id", "reference", *keys])
     for vid, s in sorted(scores["per_video"].items()):
-        writer.writerow([vid, sources[vid], *[f"{s[k]:.6f}" for k in keys]])
+        writer.writerow([vid, sources[vid], *[f"{s[k]:.6f}" if k in s else "" for k in keys]])
     write_bytes_atomic(out_dir / "per_video.csv", buf.getvalue().encode())
     write_json(out_dir / "metrics.json", metrics)
     write_json(out_dir / "per_threshold.json", scores["per_threshold"])
-    return {"metrics": metrics, "per_video": scores["per_video"], "reference_sources": sources}
+    write_json(
+        out_dir / "evaluator.json",
+        {"tags": tags, "warnings": scores.get("warnings", []), "definitions": DEFINITIONS},
+    )
+    return {
+        "metrics": metrics,
+        "per_video": scores["per_video"],
+        "reference_sources": sources,
+        "tags": tags,
+        "warnings": scores.get("warnings", []),
+    }
+
+
+METRIC_KEYS = (
+    "SODA_c",
+    "Bleu_1",
+    "Bleu_2",
+    "Bleu_3",
+    "Bleu_4",
+    "METEOR",
+    "ROUGE_L",
+    "CIDEr",
+    "Precision",
+    "Recall",
+    "F1",
+)
+
+
+def score_predictions(
+    gt: dict[str, Any], prediction: dict[str, Any], cfg: EvaluateConfig
+) -> tuple[dict[str, Any], dict[str, str]]:
+    """Every dense metric (SODA_c included) with one METEOR process, plus the evaluator tags.
+
+    Without a Java runtime (and ``require_java`` off) only Precision / Recall / F1 are computed
+    and the tags say so; the promotion gate then falls back to its fallback metric.
+    """
+    from hivid.evaluation.java import JavaMissingError, find_java
+    from hivid.evaluation.meteor import Meteor
+    from hivid.evaluation.tokenize import CaptionTokenizer
+
+    try:
+        find_java()
+    except JavaMissingError as exc:
+        if cfg.require_java:
+            raise
+        warnings.warn(f"evaluate: {exc}; computing localization metrics only", stacklevel=2)
+        _, results, warns = check_inputs(gt, prediction, cfg.max_proposals)
+        loc = localization_scores(
+            gt, results, tious=cfg.tious, max_proposals=cfg.max_proposals, warn=False
+        )
+        loc["warnings"] = warns
+        return loc, {"evaluator.language_metrics": f"not computed: {exc}"[:250]}
+    tok = CaptionTokenizer(mode=cfg.tokenizer, segmenter=cfg.segmenter)  # type: ignore[arg-type]
+    with Meteor(cfg.meteor_memory) as meteor, warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # returned in scores["warnings"]
+        scores = dense_scores(gt, prediction, tok, meteor, cfg.tious, cfg.max_proposals)
+        ident = evaluator_identity(tok, meteor)
+    tags = {
+        "evaluator.code_version": f"hivid {ident['hivid']}",
+        "evaluator.code_sha256": ident["evaluation_code_sha256"],
+        "evaluator.meteor_jar_sha256": ident["meteor_jar_sha256"],
+        "evaluator.tokenizer": ident["tokenizer"]["name"],
+        "evaluator.soda": DEFINITIONS["SODA_c"],
+        "evaluator.dense": DEFINITIONS["dense"],
+    }
+    return scores, tags
