@@ -133,3 +133,15 @@ def test_paper_preset_param_count_on_meta_device() -> None:
     apply_stage_freezing(model, 2)
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     assert trainable == count["compressor"] + count["time_encoder"]
+
+
+def test_target_only_loss_equals_full_hf_loss() -> None:
+    """forward() runs the LM head on target positions only; the loss is HF's causal-LM loss."""
+    from hivid.models.synthetic import SyntheticVideo, synthetic_batch
+
+    model = tiny_model().eval()
+    b = synthetic_batch(model, SyntheticVideo(frames=3, asr_sentences=2, target_tokens=7), 2)
+    out = model(b)
+    full = model.llm(inputs_embeds=model.embed_inputs(b), labels=b["labels"], use_cache=False)
+    assert out.logits is not None and out.logits.shape == (2 * 7, model.llm.config.vocab_size)
+    assert torch.allclose(out.loss, full.loss, atol=1e-5)

@@ -82,7 +82,8 @@ class Attention(nn.Module):
     def forward(
         self, q: torch.Tensor, kv: torch.Tensor, key_mask: torch.Tensor | None = None
     ) -> torch.Tensor:
-        pad = None if key_mask is None else ~key_mask
+        # No mask when every key is real: SDPA can then use its fused (flash) kernels.
+        pad = None if key_mask is None or bool(key_mask.all()) else ~key_mask
         out, _ = self.attn(q, kv, kv, key_padding_mask=pad, need_weights=False)
         return out
 

@@ -44,6 +44,8 @@ from hivid.models.time_encoder import GRUTimeEncoder, TimeEncoderConfig
 
 CONFIG_FILE = "narrator_config.json"
 HEADS_FILE = "heads.safetensors"
+IGNORE_INDEX = -100
+"""Label of positions without loss (same value as hivid.models.sequence.IGNORE_INDEX)."""
 IMAGE_MEAN = 0.5
 """SigLIP pixel normalisation: (x / 255 - 0.5) / 0.5 for every channel."""
 IMAGE_STD = 0.5
@@ -362,13 +364,26 @@ class HiVidNarrator(nn.Module):
         return embeds.masked_scatter(slots[..., None], feats.to(embeds.dtype))
 
     def forward(self, batch: Mapping[str, torch.Tensor]) -> CausalLMOutputWithPast:
-        """Causal-LM output; ``loss`` is set when ``batch`` has ``labels``."""
-        return self.llm(
-            inputs_embeds=self.embed_inputs(batch),
-            attention_mask=batch["attention_mask"],
-            labels=batch.get("labels"),
-            use_cache=False,
-        )
+        """Causal-LM output; with ``labels`` in ``batch``, ``loss`` is set and ``logits`` holds only
+        the (K, V) logits of the K target positions.
+
+        The LM head runs on the target positions alone: the stage-1 paper geometry puts ~10^5
+        tokens before a few hundred target tokens, and full (B, T, V) logits would need tens of
+        GB. The loss equals the HF causal-LM loss (shifted labels, mean over non-ignored tokens).
+        """
+        embeds = self.embed_inputs(batch)  # (B, T, D)
+        mask = batch.get("attention_mask")
+        labels = batch.get("labels")
+        if labels is None:
+            return self.llm(inputs_embeds=embeds, attention_mask=mask, use_cache=False)
+        hidden = self.llm.model(
+            inputs_embeds=embeds, attention_mask=mask, use_cache=False
+        ).last_hidden_state  # (B, T, D)
+        target = labels[:, 1:]  # position t predicts token t + 1
+        sel = target != IGNORE_INDEX  # (B, T - 1)
+        logits = self.llm.lm_head(hidden[:, :-1][sel])  # (K, V)
+        loss = F.cross_entropy(logits.float(), target[sel])
+        return CausalLMOutputWithPast(loss=loss, logits=logits)  # type: ignore[arg-type]
 
     @torch.no_grad()
     def generate(
@@ -377,7 +392,7 @@ class HiVidNarrator(nn.Module):
         """Greedy continuation of an unpadded (batch of 1) prompt -> (B, new tokens) ids."""
         return self.llm.generate(  # type: ignore[return-value]
             inputs_embeds=self.embed_inputs(batch),
-            attention_mask=batch["attention_mask"],
+            attention_mask=batch.get("attention_mask"),
             max_new_tokens=max_new_tokens,
             do_sample=False,
             num_beams=1,

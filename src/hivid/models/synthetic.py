@@ -13,8 +13,7 @@ from dataclasses import dataclass
 
 import torch
 
-from hivid.models.narrator import HiVidNarrator
-from hivid.models.sequence import IGNORE_INDEX
+from hivid.models.narrator import IGNORE_INDEX, HiVidNarrator
 
 
 @dataclass(frozen=True)
@@ -95,7 +94,7 @@ def synthetic_batch(
         "input_ids": torch.tensor([r[0] for r in rows]),  # (B, T)
         "visual_mask": torch.tensor([r[1] for r in rows]),  # (B, T)
         "labels": torch.tensor([r[2] for r in rows]),  # (B, T)
-        "attention_mask": torch.ones(batch_size, len(rows[0][0]), dtype=torch.long),
+        # no attention_mask: no padding, and the LLM then uses causal SDPA without a mask tensor
         "pixel_values": pixels,
         "frame_times": torch.arange(n, dtype=torch.float32).repeat(batch_size, 1),  # (B, N)
         "frame_mask": torch.ones(batch_size, n, dtype=torch.bool),  # (B, N)
