@@ -16,12 +16,15 @@ from hivid.annotate.asr import ASRResult
 from hivid.annotate.pipeline import (
     AnnotateConfig,
     AnnotateSummary,
+    Models,
     annotate_batch,
     annotate_video,
     cache_key,
+    step_keys,
 )
 from hivid.configbase import ConfigError, from_mapping
 from hivid.data.probe import sha256_file
+from hivid.labels import SCRIPT_LABELS, word_budget
 
 RED, BLUE = (200, 30, 40), (30, 60, 200)
 SPEECH = "Meet the new red shampoo. It costs only fifty nine dollars. Order yours now."
@@ -121,12 +124,37 @@ def test_config_validation() -> None:
         tiny_cfg(fsp=1.0)
 
 
-def test_cache_key_tracks_output_fields_only() -> None:
-    base = cache_key("a" * 64, tiny_cfg(), "m", "d")
-    assert base == cache_key("a" * 64, tiny_cfg(workers=4), "m", "d")
-    assert base != cache_key("b" * 64, tiny_cfg(), "m", "d")
-    assert base != cache_key("a" * 64, tiny_cfg(shot_threshold=0.3), "m", "d")
-    assert base != cache_key("a" * 64, tiny_cfg(), "m2", "d")
+def test_step_keys_track_only_their_own_knobs() -> None:
+    ids = {"asr": "m", "embedder": "e", "prompts": {"relevance": "r", "tcot_refine": "t"}}
+    meta = {"brand": "Lumina"}
+
+    def keys(sha: str = "a" * 64, m: dict[str, Any] = meta, i: Any = ids, **kw: Any) -> dict:
+        return step_keys(sha, m, tiny_cfg(**kw), i)
+
+    base = keys()
+    assert base == keys(workers=4, progress_bars=False)
+    assert cache_key(base) == cache_key(keys(workers=4))
+
+    def changed(other: dict[str, str]) -> set[str]:
+        return {k for k in base if base[k] != other[k]}
+
+    assert changed(keys("b" * 64)) == {"asr", "frames", "correction", "chapters"}
+    assert changed(keys(shot_threshold=0.3)) == {"frames", "chapters"}
+    assert changed(keys(relevance_threshold=3)) == {"correction", "chapters"}
+    assert changed(keys(min_chapter_s=2.0)) == {"chapters"}
+    assert changed(keys(topic_shift_threshold=None)) == {"chapters"}
+    assert changed(keys(m={"brand": "Other"})) == {"correction", "chapters"}
+    assert changed(keys(i={**ids, "asr": "m2"})) == {"asr", "correction", "chapters"}
+    assert changed(keys(i={**ids, "prompts": {"relevance": "r2", "tcot_refine": "t"}})) == {
+        "correction",
+        "chapters",
+    }
+    # LLM knobs only count when an LLM is configured.
+    assert changed(keys(llm_correct=False)) == set()
+    llm = {"backend": "endpoint", "model": "qwen"}
+    assert changed(keys(llm=llm)) == {"correction", "chapters"}
+    assert keys(llm=llm)["correction"] != keys(llm=llm, llm_correct=False)["correction"]
+    assert keys(llm=llm)["correction"] == keys(llm={**llm, "timeout_s": 5.0})["correction"]
 
 
 def test_batch_annotates_caches_and_quarantines(
@@ -149,13 +177,22 @@ def test_batch_annotates_caches_and_quarantines(
     text = (out / "talk.json").read_text()
     rec = json.loads(text)
     assert text == json.dumps(rec, indent=1, sort_keys=True, ensure_ascii=False) + "\n"
-    assert rec["schema_version"] == 1 and rec["video_id"] == "talk"
+    assert rec["schema_version"] == 2 and rec["video_id"] == "talk"
+    assert set(rec["step_keys"]) == {"asr", "frames", "correction", "chapters"}
+    assert rec["cached_steps"] == [] and len(rec["prompts"]["relevance"]) == 64
+    assert rec["models"]["embedder"] == "all-MiniLM-L6-v2"
+    assert len(rec["models"]["embedder_sha256"]) == 64
     assert rec["sha256"] == entries[0]["sha256"]
     asr = rec["asr"]
     assert asr["audio"] is True and asr["model"] == "tiny.en" and asr["language"] == "en"
     assert asr["word_timestamps"] == "faster-whisper" and len(asr["model_sha256"]) == 64
     spoken = " ".join(x["text"] for x in asr["segments"]).lower()
     assert "shampoo" in spoken and "order" in spoken
+    for seg in asr["segments"]:
+        assert {"text_raw", "relevance", "kept", "corrections"} <= set(seg)
+        assert 0 <= seg["relevance"] <= 5 and seg["kept"] == (seg["relevance"] >= 4)
+    assert rec["correction"]["relevance_scorer"] == "exemplar-knn"
+    assert rec["correction"]["kept"] + rec["correction"]["dropped"] == len(asr["segments"])
     fr = rec["frames"]
     assert [i["t"] for i in fr["items"]] == [float(k) for k in range(len(fr["items"]))]
     assert fr["described"] == sum(i["reused_from"] is None for i in fr["items"]) < len(fr["items"])
@@ -166,7 +203,11 @@ def test_batch_annotates_caches_and_quarantines(
     assert ch[0]["end"] == ch[1]["start"]
     assert ch[0]["title"].replace(" ", "") == "RedShampoo" and "59" in ch[1]["title"]
     assert rec["tcot"] and all("Narration" in t["observation"] for t in rec["tcot"])
-    assert set(rec["timings"]) == {"asr_s", "frames_s", "total_s"}
+    for c in ch:
+        assert c["script_label"] in SCRIPT_LABELS and c["script_label_source"] == "prototype-nn"
+        lo, hi = word_budget(c["end"] - c["start"])
+        assert c["word_budget"] == {"min": lo, "max": hi, "unit": "words"}
+    assert set(rec["timings"]) == {"asr_s", "frames_s", "correction_s", "chapters_s", "total_s"}
 
     mute = json.loads((out / "mute.json").read_text())
     assert mute["asr"]["audio"] is False and mute["asr"]["segments"] == []
@@ -176,9 +217,21 @@ def test_batch_annotates_caches_and_quarantines(
     s2 = annotate_batch(entries, root, out, tiny_cfg())
     assert s2.annotated == [] and sorted(s2.cached) == ["mute", "talk"]
     assert [q["video_id"] for q in s2.quarantined] == ["corrupt"]
-    # A config change that affects output invalidates the cache.
-    s3 = annotate_batch(entries[1:2], root, out, tiny_cfg(shot_threshold=0.3))
-    assert s3.annotated == ["mute"] and s3.cached == []
+    assert s2.step_cache_hits == {"asr": 2, "frames": 2, "correction": 2, "chapters": 2}
+    # A chapter knob re-runs only the chapter sub-step: ASR (a fake that fails when called),
+    # frames and correction are reused from the previous record.
+    cfg = tiny_cfg(min_chapter_s=1.5)
+    s3 = annotate_batch(entries[:1], root, out, cfg, models=Models(cfg, asr=SilentASR()))
+    assert s3.annotated == ["talk"] and s3.cached == [] and s3.quarantined == []
+    rec3 = json.loads((out / "talk.json").read_text())
+    assert rec3["cached_steps"] == ["asr", "frames", "correction"]
+    assert rec3["asr"] == rec["asr"] and rec3["frames"] == rec["frames"]
+    assert s3.step_cache_hits == {"asr": 1, "frames": 1, "correction": 1, "chapters": 0}
+    # A frame knob re-runs frames and chapters, not ASR or correction.
+    cfg = tiny_cfg(shot_threshold=0.3)
+    s4 = annotate_batch(entries[1:2], root, out, cfg, models=Models(cfg, asr=SilentASR()))
+    assert s4.annotated == ["mute"] and s4.cached == []
+    assert json.loads((out / "mute.json").read_text())["cached_steps"] == ["asr", "correction"]
 
 
 class SilentASR:
@@ -208,10 +261,9 @@ def test_annotate_video_vision_only(corpus: tuple[Path, list[dict[str, Any]]]) -
         2.0,
         {},
         tiny_cfg(),
-        SilentASR(),
-        TextDescriber(),
+        Models(tiny_cfg(), asr=SilentASR(), describer=TextDescriber()),
     )
-    assert rec["asr"]["audio"] is False and rec["asr"]["backend"] == "silent"
+    assert rec["asr"]["audio"] is False and rec["asr"]["word_timestamps"] == "none"
     assert rec["frames"]["describer"] == "fixed-text" and rec["frames"]["described"] == 1
     assert [c["title"] for c in rec["chapters"]] == ["Sale"]
 

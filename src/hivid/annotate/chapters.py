@@ -3,9 +3,11 @@
 The paper's coarse pass (ARC-Hunyuan-Video) yields an initial TCoT and rough chapters that a later
 LLM pass refines. Offline we build the same structures from the signals we have:
 
-- boundaries at shot changes between 1 fps frames. A change seen at frame t happened somewhere in
-  (t_prev, t]; when an ASR sentence gap falls in that interval the boundary snaps to the middle of
-  the gap (narration and cuts usually agree), otherwise to the interval's midpoint;
+- boundaries at shot changes between 1 fps frames (plus topic shifts of the narration, measured
+  with sentence embeddings in ``storyline.topic_shifts``, where no shot change is near). A change
+  seen at frame t happened somewhere in (t_prev, t]; when an ASR sentence gap falls in that
+  interval the boundary snaps to the middle of the gap (narration and cuts usually agree),
+  otherwise to the interval's midpoint;
 - chapters shorter than ``min_chapter_s`` merge into their shorter neighbour;
 - title: the chapter's most characteristic on-screen text line (confidence-weighted frame
   support, down-weighted when other chapters show it too), else its first spoken words;
@@ -50,8 +52,13 @@ def chapter_bounds(
     segments: list[dict[str, Any]],
     duration: float,
     min_chapter_s: float,
+    extra_cuts: list[float] | None = None,
 ) -> list[tuple[float, float]]:
-    """Contiguous (start, end) spans covering [0, duration], cut at shot changes."""
+    """Contiguous (start, end) spans covering [0, duration], cut at shot changes.
+
+    ``extra_cuts`` (topic shifts) are added where no shot-change cut lies within
+    ``min_chapter_s``.
+    """
     if duration <= 0:
         return [(0.0, 0.0)]
     cuts: list[float] = []
@@ -60,6 +67,11 @@ def chapter_bounds(
             c = refine_boundary(float(prev["t"]), float(cur["t"]), segments)
             if 0.0 < c < duration and (not cuts or c > cuts[-1]):
                 cuts.append(c)
+    shot_cuts = list(cuts)
+    for c in extra_cuts or []:
+        if 0.0 < c < duration and all(abs(c - x) >= min_chapter_s for x in shot_cuts):
+            cuts.append(c)
+    cuts.sort()
     edges = [0.0, *cuts, float(duration)]
     spans = [(edges[i], edges[i + 1]) for i in range(len(edges) - 1)]
     return merge_short(spans, min_chapter_s)
@@ -187,9 +199,10 @@ def build_chapters(
     duration: float,
     min_chapter_s: float = 4.0,
     max_summary_chars: int = 300,
+    extra_cuts: list[float] | None = None,
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """(tcot, chapters) for one video; see the module docstring."""
-    spans = chapter_bounds(frames, segments, duration, min_chapter_s)
+    spans = chapter_bounds(frames, segments, duration, min_chapter_s, extra_cuts)
     chapter_frames = [
         frames_in(frames, a, b, i == len(spans) - 1) for i, (a, b) in enumerate(spans)
     ]

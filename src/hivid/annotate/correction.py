@@ -6,7 +6,8 @@ in the record but marked ``kept: false`` and left out of chapters and TCoT.
 - with an LLM: the few-shot ``relevance`` prompt, the first digit of the answer;
 - always available: the same prompt's few-shot exemplars scored by sentence-embedding nearest
   neighbours (similarity-weighted mean of the top-3 exemplar scores), raised to 5 when the
-  sentence names a metadata term (brand, product name, attribute value, price).
+  sentence names a metadata term (brand, product name, attribute value, price) and to at least 4
+  when it names the product's category.
 
 Correction, in two passes:
 
@@ -17,7 +18,8 @@ Correction, in two passes:
    term when the term's word there is a proper noun (capitalised in the metadata);
    a span one word longer or shorter matches only when its letters are nearly equal ("back pack"
    -> "backpack"). A single word is replaced by a single-word term only when it is spelled
-   almost the same, or sounds the same and is capitalised (a misheard proper noun). Exact
+   almost the same, or, for a capitalised word and a capitalised term (a misheard proper noun),
+   when it sounds the same or shares the first letter and most of the spelling. Exact
    mentions lock their span first, so a correct colour is never "corrected" into the brand.
 2. LLM (when configured): the ``correct`` prompt with the metadata as JSON; the answer is
    accepted only when it stays close to the lexicon-corrected text (word edit ratio <=
@@ -176,8 +178,11 @@ def _match_score(span: list[str], term: Term) -> float | None:
             return None
         if s_chars >= 0.8:
             return s_chars
-        if w[:1].isupper() and phonetic_key(w) == phonetic_key(b) and s_chars >= 0.5:
+        proper = w[:1].isupper() and term.words[0][:1].isupper()  # a misheard proper noun
+        if proper and phonetic_key(w) == phonetic_key(b) and s_chars >= 0.5:
             return 0.5 + s_chars / 4
+        if proper and s_chars >= 0.6 and w[:1].lower() == b[:1]:
+            return s_chars / 2
         return None
     far = [t for w, t in zip(span, term.words, strict=True) if not _word_close(w, t)]
     if len(far) > (1 if n >= 3 else 0) or any(not t[:1].isupper() for t in far):
@@ -280,13 +285,18 @@ class EmbeddingRelevance:
             return []
         sims = embedder_sims(self.embedder.embed(texts), self.vectors)  # (N, E)
         out = []
+        categories = [t.text.lower() for t in terms if t.kind == "category"]
         for text, row in zip(texts, sims, strict=True):
             if names_term(text, terms, metadata):
                 out.append(5)
                 continue
             top = np.argsort(-row)[: self.k]
             w = np.clip(row[top], 1e-3, None)
-            out.append(round(float((w * self.scores[top]).sum() / w.sum())))
+            score = round(float((w * self.scores[top]).sum() / w.sum()))
+            low = f" {' '.join(_words(text)).lower()} "
+            if any(f" {c} " in low for c in categories):
+                score = max(score, 4)  # talks about the product's category
+            out.append(score)
         return out
 
 
@@ -334,6 +344,7 @@ def correct_segments(
     segments: list[dict[str, Any]],
     metadata: dict[str, Any],
     *,
+    lexicon: bool = True,
     threshold: int,
     relevance: EmbeddingRelevance | None,
     llm: LLM | None,
@@ -346,7 +357,9 @@ def correct_segments(
     out: list[dict[str, Any]] = []
     lex_n = llm_n = llm_err = 0
     raw = [str(s.get("text_raw", s["text"])) for s in segments]
-    fixed: list[tuple[str, list[dict[str, str]]]] = [lexicon_correct(t, terms) for t in raw]
+    fixed: list[tuple[str, list[dict[str, str]]]] = [
+        lexicon_correct(t, terms) if lexicon else (t, []) for t in raw
+    ]
     scorer = "none"
     scores: list[int | None] = [None] * len(segments)
     if llm is not None and llm_relevance_on:

@@ -205,16 +205,17 @@ def describe_frames(
         else:
             desc = describe(f.image)
             anchor = (f.index, thumb, desc)
-        items.append(
-            {
-                "index": f.index,
-                "t": round(f.t, 3),
-                "pts_time": round(f.pts_time, 3),
-                "ocr_text": desc.get("ocr_text", ""),
-                "ocr": [dict(o) for o in desc.get("ocr", [])],
-                "colors": list(desc.get("colors", [])),
-                "shot_change": bool(shot),
-                "reused_from": reused,
-            }
-        )
+        item = {
+            "index": f.index,
+            "t": round(f.t, 3),
+            "pts_time": round(f.pts_time, 3),
+            "ocr_text": desc.get("ocr_text", ""),
+            "ocr": [dict(o) for o in desc.get("ocr", [])],
+            "colors": list(desc.get("colors", [])),
+            "shot_change": bool(shot),
+            "reused_from": reused,
+        }
+        if "caption" in desc:  # VLM describers
+            item["caption"] = str(desc["caption"])
+        items.append(item)
     return items

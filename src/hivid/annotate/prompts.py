@@ -18,6 +18,7 @@ PROMPT_NAMES: tuple[str, ...] = (
     "tcot_refine",
     "chapter_summary",
     "script_label",
+    "frame_describe",
 )
 
 
@@ -45,6 +46,7 @@ def prompt_hashes() -> dict[str, str]:
 def render(name: str, **values: object) -> str:
     """Prompt ``name`` with every ``$placeholder`` filled (a missing value raises PromptError)."""
     try:
-        return Template(prompt_text(name)).substitute({k: str(v) for k, v in values.items()})
+        text = Template(prompt_text(name)).substitute({k: str(v) for k, v in values.items()})
     except KeyError as exc:
         raise PromptError(f"prompt {name!r} needs a value for ${exc.args[0]}") from None
+    return text.rstrip("\n")  # completion prompts end right where the answer starts
