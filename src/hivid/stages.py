@@ -67,12 +67,15 @@ def run_ingest(root: Path, params: Path, data: Path, out: Path, progress: Progre
 def run_annotate(
     root: Path, params: Path, data: Path, manifest_path: Path, out: Path, progress: Progress = None
 ) -> dict:
+    from hivid.annotate.evaluate import evaluate_batch
     from hivid.annotate.pipeline import AnnotateConfig, annotate_batch
+    from hivid.annotate.prompts import prompt_hashes
     from hivid.data.ingest import read_manifest
 
     cfg: AnnotateConfig = load_section(params, "annotate")
     manifest = read_manifest(manifest_path)
-    with stage_run(root, "annotate", {"annotate": to_dict(cfg)}):
+    prompts = {f"prompt.{n}.sha256": h for n, h in prompt_hashes().items()}
+    with stage_run(root, "annotate", {"annotate": to_dict(cfg), **prompts}, tags=prompts):
         log_dataset(
             pd.DataFrame([{k: v for k, v in r.items() if k != "metadata"} for r in manifest]),
             "manifest",
@@ -81,11 +84,17 @@ def run_annotate(
             context="annotate",
         )
         summary = annotate_batch(manifest, data, out, cfg, progress)
+        # WER before/after correction, chapter F1, ... where ground truth exists (demo corpus).
+        quality = evaluate_batch(out, summary.annotated + summary.cached, data)
         report = {
             "annotated": summary.annotated,
             "cached": summary.cached,
             "quarantined": summary.quarantined,
             "timings": summary.timings,
+            "step_cache_hits": summary.step_cache_hits,
+            "metrics": summary.metrics,
+            "models": summary.models,
+            "quality": quality,
         }
         write_jsonl(out.parent / "annotate_quarantine.jsonl", summary.quarantined)
         write_json(out.parent / "annotate_summary.json", report)
@@ -99,8 +108,12 @@ def run_annotate(
                     for k, v in summary.timings.items()
                     if isinstance(v, int | float)
                 },
+                **{f"cache_hits_{k}": float(v) for k, v in summary.step_cache_hits.items()},
+                **summary.metrics,
+                **{f"gt_{k}": v for k, v in quality.items()},
             }
         )
+        mlflow.set_tags({f"model.{k}": str(v) for k, v in summary.models.items()})
         mlflow.log_dict(report, "annotate/summary.json")
         log_artifacts_if_exist(out, "annotate/annotations")
     return report

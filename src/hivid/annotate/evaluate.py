@@ -145,3 +145,18 @@ def evaluate_dir(
     """``evaluate_records`` over ``annotations_dir/*.json``."""
     records = {p.stem: read_json(p) for p in sorted(annotations_dir.glob("*.json"))}
     return evaluate_records(records, ground_truth_dir, metadata_dir)
+
+
+def evaluate_batch(
+    annotations_dir: Path, video_ids: list[str], data_root: Path
+) -> dict[str, float]:
+    """Metrics for ``video_ids`` where ``data_root/ground_truth/<id>.json`` exists (else {})."""
+    gt_dir = data_root / "ground_truth"
+    if not gt_dir.is_dir():
+        return {}
+    records = {}
+    for vid in video_ids:
+        path = annotations_dir / f"{vid}.json"
+        if path.is_file() and (gt_dir / f"{vid}.json").is_file():
+            records[vid] = read_json(path)
+    return evaluate_records(records, gt_dir, data_root / "metadata")
