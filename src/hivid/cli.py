@@ -130,6 +130,7 @@ def validate(manifest: Path, annotations: Path, out: Path, params: Path) -> None
     )
     for q in r["quarantined"]:
         click.echo(f"  quarantined: {q['video_id']}: {'; '.join(q['reasons'])}")
+    click.echo(f"quarantine report (all stages): {r['quarantine_report']}")
     if not r["success"]:
         click.echo(
             "hivid validate: error: quality gate failed: " + "; ".join(r["batch_failures"]),
@@ -185,6 +186,35 @@ def train(stage: str, dataset: Path, out: Path | None, init_dir: Path | None, pa
         f"trainable {int(m.get('trainable_params', 0))}/{int(m.get('total_params', 0))} params; "
         f"run {r['run_id']}"
     )
+
+
+@main.command()
+@click.argument("video", type=PATH)
+@click.option(
+    "--model",
+    "model_ref",
+    default="models:/hivid-narrator@champion",
+    show_default=True,
+    help="models:/ URI, a saved narrator dir or a stage output dir (e.g. outputs/ckpt/stage2).",
+)
+@click.option("--out", type=PATH, default=None, help="Default: outputs/narrate/<video stem>.")
+@click.option("--max-new-tokens", type=int, default=None, help="Default: evaluate.max_new_tokens.")
+@params_option
+def narrate(
+    video: Path, model_ref: str, out: Path | None, max_new_tokens: int | None, params: Path
+) -> None:
+    """ASR + frames + the narrator on VIDEO -> chapters.json, chapters.vtt (WebVTT), tcot.txt."""
+    from hivid.narrate import narrate_video
+
+    out = out or Path("outputs/narrate") / video.stem
+    with progress("narrate") as cb:
+        r = guard(
+            "narrate",
+            lambda: narrate_video(
+                video, model_ref, out, params, project_root(), max_new_tokens, cb
+            ),
+        )
+    click.echo(f"narrate {video.name}: {len(r['chapters'])} chapters -> {out}")
 
 
 @main.command()

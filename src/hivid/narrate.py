@@ -1,0 +1,181 @@
+"""Narrate one video: ASR + frames (the annotation and dataset code) -> the narrator -> chapters.
+
+``narrate_video(video, model_ref, out_dir)`` writes::
+
+    chapters.json   {"video_id", "model", "chapters": [{start, end, title, summary}], "tcot": [...]}
+    chapters.vtt    WebVTT chapters track (one cue per chapter: "title" then the summary)
+    tcot.txt        the model's temporal chain of thought (the <think> part)
+    raw.txt         the generated text as is
+    input.jsonl     the sample the model read (frame times + ASR), frames/<id>.npy beside it
+
+Preprocessing is annotation-light: audio decoding and the configured ASR backend exactly as the
+annotate stage runs them (``hivid.annotate``), frames sampled exactly as the dataset stage does
+(``hivid.dataset.build``); no OCR, correction or chapter heuristics. The model is a saved narrator
+directory, a stage output directory holding ``model/``, or an MLflow ``models:/`` URI.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from hivid.io import write_bytes_atomic, write_json, write_jsonl
+
+Progress = Callable[[str, int, int], None]
+STEPS = ("model", "audio", "asr", "frames", "generate", "write")
+
+
+class NarrateError(ValueError):
+    """The video or the model cannot be used (the message names it and says why)."""
+
+
+def resolve_model_dir(model_ref: str, root: Path | None = None) -> Path:
+    """A narrator directory for ``model_ref``: a local dir (or its ``model/``) or ``models:/``."""
+    if model_ref.startswith("models:/"):
+        import mlflow
+
+        from hivid.tracking.runs import configure
+
+        if root is not None:
+            configure(root)
+        try:
+            local = Path(mlflow.artifacts.download_artifacts(artifact_uri=model_ref))
+        except Exception as exc:  # MlflowException, missing alias, unreachable server
+            raise NarrateError(f"{model_ref}: cannot download the model ({exc})") from None
+        found = sorted(local.rglob("narrator_config.json"))
+        if not found:
+            raise NarrateError(f"{model_ref}: the logged model holds no narrator directory")
+        return found[0].parent
+    path = Path(model_ref)
+    for cand in (path, path / "model"):
+        if (cand / "narrator_config.json").is_file():
+            return cand
+    raise NarrateError(f"{path}: not a narrator directory (no narrator_config.json)")
+
+
+def tcot_text(text: str) -> str:
+    """The ``<think>...</think>`` part of a generation (up to the end when it is not closed)."""
+    m = re.search(r"<think>(.*?)(?:</think>|<chapters>|$)", text, flags=re.DOTALL)
+    return m.group(1).strip() if m else ""
+
+
+def parse_tcot(text: str) -> list[dict[str, Any]]:
+    """``[START s-END s] observation`` lines of the TCoT."""
+    rows = []
+    for line in tcot_text(text).splitlines():
+        m = re.match(r"^\s*\[\s*(\d+(?:\.\d+)?)\s*s?\s*-\s*(\d+(?:\.\d+)?)\s*s?\s*\]\s*(.+)$", line)
+        if m and float(m.group(1)) <= float(m.group(2)):
+            rows.append(
+                {"start": float(m.group(1)), "end": float(m.group(2)), "observation": m.group(3)}
+            )
+    return rows
+
+
+def _vtt_time(t: float) -> str:
+    ms = round(max(0.0, t) * 1000)
+    h, rem = divmod(ms, 3_600_000)
+    m, rem = divmod(rem, 60_000)
+    s, ms = divmod(rem, 1000)
+    return f"{h:02d}:{m:02d}:{s:02d}.{ms:03d}"
+
+
+def webvtt_chapters(chapters: list[dict[str, Any]]) -> str:
+    """A WebVTT chapters track: one numbered cue per chapter (title line, summary line)."""
+    lines = ["WEBVTT", "Kind: chapters", ""]
+    for i, c in enumerate(chapters, start=1):
+        end = max(float(c["end"]), float(c["start"]) + 0.001)
+        lines += [str(i), f"{_vtt_time(float(c['start']))} --> {_vtt_time(end)}"]
+        lines.append(str(c["title"]).replace("-->", "->"))
+        if c.get("summary"):
+            lines.append(str(c["summary"]).replace("-->", "->"))
+        lines.append("")
+    return "\n".join(lines)
+
+
+def narrate_video(
+    video: Path,
+    model_ref: str,
+    out_dir: Path,
+    params: Path | None = None,
+    root: Path | None = None,
+    max_new_tokens: int | None = None,
+    progress: Progress | None = None,
+) -> dict[str, Any]:
+    """Run preprocessing and the narrator on ``video``; write the outputs; return chapters.json."""
+    from hivid.annotate.asr import make_asr_backend
+    from hivid.annotate.pipeline import AnnotateConfig
+    from hivid.config import load_section, read_params
+    from hivid.data.decode import decode_audio
+    from hivid.dataset.build import DatasetConfig, _npy_bytes, _sample_frames
+    from hivid.models.narrator import load_narrator
+    from hivid.training.generate import generate_chapters
+
+    video = Path(video)
+    if not video.is_file():
+        raise NarrateError(f"{video}: no such video file")
+    step = 0
+
+    def tick(label: str) -> None:
+        nonlocal step
+        if progress:
+            progress(label, step, len(STEPS))
+        step += 1
+
+    if params is not None and params.is_file():
+        ann_cfg: AnnotateConfig = load_section(params, "annotate")
+        ds_cfg: DatasetConfig = load_section(params, "dataset")
+        eval_tokens = int((read_params(params).get("evaluate") or {}).get("max_new_tokens", 512))
+    else:
+        ann_cfg, ds_cfg, eval_tokens = AnnotateConfig(), DatasetConfig(), 512
+    tick("model")
+    model_dir = resolve_model_dir(model_ref, root)
+    model, tok = load_narrator(model_dir)
+    tick("audio")
+    audio = decode_audio(video)
+    tick("asr")
+    segments: list[dict[str, Any]] = []
+    if audio is not None:
+        result = make_asr_backend(ann_cfg).transcribe(audio, 16000, language=ann_cfg.language)
+        segments = [
+            {"start": float(s["start"]), "end": float(s["end"]), "text": str(s["text"])}
+            for s in result.segments
+        ]
+    tick("frames")
+    frames, times = _sample_frames(video, ds_cfg)
+    out_dir = Path(out_dir)
+    vid = video.stem
+    rel = f"frames/{vid}.npy"
+    write_bytes_atomic(out_dir / rel, _npy_bytes(frames))
+    record = {
+        "video_id": vid,
+        "frame_times": times,
+        "frames": rel,
+        "asr": segments,
+        "tcot": [],
+        "chapters": [],
+    }
+    write_jsonl(out_dir / "input.jsonl", [record])
+    tick("generate")
+    text, chapters = generate_chapters(
+        model, tok, record, out_dir, max_new_tokens=max_new_tokens or eval_tokens
+    )
+    tick("write")
+    report = {
+        "video_id": vid,
+        "video": str(video),
+        "model": model_ref,
+        "model_dir": str(model_dir),
+        "asr_segments": len(segments),
+        "frames": len(times),
+        "chapters": chapters,
+        "tcot": parse_tcot(text),
+    }
+    write_json(out_dir / "chapters.json", report)
+    (out_dir / "chapters.vtt").write_text(webvtt_chapters(chapters), encoding="utf-8")
+    (out_dir / "tcot.txt").write_text(tcot_text(text) + "\n", encoding="utf-8")
+    (out_dir / "raw.txt").write_text(text + "\n", encoding="utf-8")
+    if progress:
+        progress("done", len(STEPS), len(STEPS))
+    return report
