@@ -168,7 +168,7 @@ def test_evaluate_records_against_ground_truth(tmp_path: Path) -> None:
         },
     }
     m = evaluate_records({"v": rec, "other": rec}, tmp_path / "gt", tmp_path / "meta")
-    assert m["gt_videos"] == 1.0
+    assert m["videos"] == 1.0
     assert m["wer_raw"] == pytest.approx(2 / 8) and m["wer_corrected"] == 0.0
     assert m["chapter_f1"] == 1.0  # 6.5 is within 2 s of 5.0
     assert m["script_label_accuracy"] == 0.5

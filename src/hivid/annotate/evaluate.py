@@ -122,7 +122,7 @@ def evaluate_records(
                 hits += sum(_squash(w) in text for w in wanted)
     if not videos:
         return {}
-    out: dict[str, float] = {"gt_videos": float(videos)}
+    out: dict[str, float] = {"videos": float(videos)}
     if acc["w_n"]:
         out["wer_raw"] = acc["w_raw"] / acc["w_n"]
         out["wer_corrected"] = acc["w_cor"] / acc["w_n"]
