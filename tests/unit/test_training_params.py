@@ -145,3 +145,16 @@ def test_target_only_loss_equals_full_hf_loss() -> None:
     full = model.llm(inputs_embeds=model.embed_inputs(b), labels=b["labels"], use_cache=False)
     assert out.logits is not None and out.logits.shape == (2 * 7, model.llm.config.vocab_size)
     assert torch.allclose(out.loss, full.loss, atol=1e-5)
+
+
+def test_precision_auto_is_bf16_on_gpu_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    from hivid.training.fit import TrainConfig, resolve_precision
+
+    assert TrainConfig().precision == "auto"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert resolve_precision(TrainConfig()) == "32-true"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda: True)
+    assert resolve_precision(TrainConfig()) == "bf16-mixed"
+    assert resolve_precision(TrainConfig(accelerator="cpu")) == "32-true"
+    assert resolve_precision(TrainConfig(precision="16-mixed")) == "16-mixed"

@@ -57,8 +57,8 @@ class TrainConfig:
     """Linear warmup steps before the cosine decay."""
     max_frames: int | None = None
     """Frames per video; None = the model config's max_frames."""
-    precision: Literal["32-true", "bf16-mixed", "16-mixed"] = "32-true"
-    """Lightning precision."""
+    precision: Literal["auto", "32-true", "bf16-mixed", "16-mixed"] = "auto"
+    """Lightning precision; auto = bf16-mixed on a CUDA GPU with bf16 support, else 32-true."""
     accelerator: str = "auto"
     """Lightning accelerator (auto, cpu, gpu, ...)."""
     devices: int | str = "auto"
@@ -141,6 +141,19 @@ def _initial_model(
     return model, tok
 
 
+Precision = Literal["32-true", "bf16-mixed", "16-mixed"]
+
+
+def resolve_precision(cfg: TrainConfig) -> Precision:
+    """``cfg.precision`` with ``auto`` resolved for the accelerator this process will use."""
+    if cfg.precision != "auto":
+        return cfg.precision
+    import torch
+
+    gpu = cfg.accelerator in ("auto", "gpu", "cuda") and torch.cuda.is_available()
+    return "bf16-mixed" if gpu and torch.cuda.is_bf16_supported() else "32-true"
+
+
 RANK_ENV = ("RANK", "SLURM_PROCID", "LOCAL_RANK")
 """Where a launcher puts this process's rank: torchrun / PyTorchJob, SLURM srun, Lightning's own
 DDP launcher (which sets LOCAL_RANK and NODE_RANK for the processes it starts)."""
@@ -210,7 +223,7 @@ def train_stage(
         devices=train_cfg.devices,
         strategy=train_cfg.strategy,
         num_nodes=train_cfg.num_nodes,
-        precision=train_cfg.precision,
+        precision=resolve_precision(train_cfg),
         callbacks=[*callbacks, checkpoint],
         logger=logger if logger is not None else CSVLogger(out_dir / "logs", name=f"stage{stage}"),
         limit_val_batches=train_cfg.limit_val_batches,
