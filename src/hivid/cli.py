@@ -130,6 +130,7 @@ def validate(manifest: Path, annotations: Path, out: Path, params: Path) -> None
     )
     for q in r["quarantined"]:
         click.echo(f"  quarantined: {q['video_id']}: {'; '.join(q['reasons'])}")
+    click.echo(f"quarantine report (all stages): {r['quarantine_report']}")
     if not r["success"]:
         click.echo(
             "hivid validate: error: quality gate failed: " + "; ".join(r["batch_failures"]),

@@ -161,6 +161,7 @@ def run_validate(
 ) -> dict[str, Any]:
     from hivid.data.ingest import read_manifest
     from hivid.quality.gate import run_gate
+    from hivid.quality.quarantine import collect, write_report
     from hivid.quality.suites import QualityConfig
 
     cfg: QualityConfig = load_section(params, "quality")
@@ -181,6 +182,17 @@ def run_validate(
             }
         )
         log_artifacts_if_exist(out, "quality")
+        qdir = out.parent / "quarantine"
+        q = write_report(
+            collect(
+                manifest_path.parent / "quarantine.jsonl",
+                ann_dir.parent / "annotate_quarantine.jsonl",
+                out / "quarantine.jsonl",
+            ),
+            qdir,
+        )
+        mlflow.log_metric("quarantined_all_stages", float(q["total"]))
+        log_artifacts_if_exist(qdir, "quarantine")
         report = {
             "success": result.success,
             "result_id": result.result_id,
@@ -188,6 +200,7 @@ def run_validate(
             "quarantined": result.quarantined,
             "batch_failures": result.batch_failures,
             "run_id": run.info.run_id,
+            "quarantine_report": str(qdir / "report.md"),
         }
     return report
 

@@ -116,6 +116,18 @@ def test_faults_are_quarantined_and_reported_end_to_end(tmp_path: Path) -> None:
     ]
     assert [x["video_id"] for x in q] == ["fault_no_audio", "fault_vfr"]
 
+    # One report over every stage: ingest's files and validate's videos, each with its reasons.
+    assert "quarantine report (all stages): outputs/quarantine/report.md" in r.stdout
+    rows = [
+        json.loads(x) for x in (ws / "outputs/quarantine/report.jsonl").read_text().splitlines()
+    ]
+    assert [x["stage"] for x in rows] == ["ingest"] * len(bad) + ["validate"] * 2
+    md = (ws / "outputs/quarantine/report.md").read_text()
+    assert f"{len(bad) + 2} quarantined: {len(bad)} at ingest, 0 at annotate, 2 at validate" in md
+    for f in bad:
+        line = next(x for x in md.splitlines() if f"| videos/{f.name} |" in x)
+        assert line.startswith("| ingest |") and f.reason in line
+
 
 def test_empty_ingest_stops_with_exit_2(tmp_path: Path) -> None:
     ws = tmp_path

@@ -69,6 +69,10 @@ def test_validate_logs_results_data_docs_and_lineage_tag(project: Path) -> None:
     assert len(results) == 6
     docs = {a.path for a in client.list_artifacts(run.info.run_id, "quality/data_docs")}
     assert "quality/data_docs/index.html" in docs
+    q = {a.path for a in client.list_artifacts(run.info.run_id, "quarantine")}
+    assert {"quarantine/report.md", "quarantine/report.jsonl", "quarantine/summary.json"} <= q
+    summary = json.loads((project / "outputs/quarantine/summary.json").read_text())
+    assert summary == {"total": 0, "by_stage": {"ingest": 0, "annotate": 0, "validate": 0}}
 
 
 def test_build_dataset_split_gate(project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
