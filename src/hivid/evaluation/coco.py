@@ -17,6 +17,7 @@ Inputs are tokenized strings (see :mod:`hivid.evaluation.tokenize`): ``refs[i]``
 
 from __future__ import annotations
 
+import functools
 import math
 from collections import Counter
 from collections.abc import Mapping, Sequence
@@ -29,7 +30,9 @@ SIGMA = 6.0
 BETA = 1.2
 
 
+@functools.lru_cache(maxsize=1 << 16)
 def ngram_counts(sentence: str, n: int = NGRAMS) -> Counter[tuple[str, ...]]:
+    """1..n-gram counts of a whitespace-tokenized sentence (cached: callers must not mutate)."""
     words = sentence.split()
     c: Counter[tuple[str, ...]] = Counter()
     for k in range(1, n + 1):
@@ -128,12 +131,23 @@ def cider_d(refs: Sequence[Sequence[str]], cands: Sequence[str]) -> tuple[float,
                 length += tf
         return v, [math.sqrt(x) for x in norm], length
 
+    memo: dict[int, tuple[list[dict[tuple[str, ...], float]], list[float], int]] = {}
+
+    def vec_of(
+        cnts: Counter[tuple[str, ...]],
+    ) -> tuple[list[dict[tuple[str, ...], float]], list[float], int]:
+        # ngram_counts is cached, so equal sentences share one Counter object
+        key = id(cnts)
+        if key not in memo:
+            memo[key] = vec(cnts)
+        return memo[key]
+
     scores = []
     for cand, rs in zip(cands, crefs, strict=True):
-        vh, nh, lh = vec(ngram_counts(cand))
+        vh, nh, lh = vec_of(ngram_counts(cand))
         total = [0.0] * NGRAMS
         for r in rs:
-            vr, nr, lr = vec(r)
+            vr, nr, lr = vec_of(r)
             delta = float(lh - lr)
             pen = math.e ** (-(delta**2) / (2 * SIGMA**2))
             for n in range(NGRAMS):

@@ -331,7 +331,7 @@ def soda_c(
         [s for v in vids for s in gt[v]["sentences"]]
         + [p["sentence"] for v in vids for p in results[v]]
     )
-    mats: dict[str, tuple[np.ndarray, list[Pair]]] = {}
+    mats: dict[str, tuple[np.ndarray, list[Pair | None]]] = {}
     all_pairs: list[Pair] = []
     for v in vids:
         preds = sorted(results[v], key=lambda p: p["timestamp"][0])  # stable, as the reference
@@ -340,16 +340,22 @@ def soda_c(
         g_tok = [(gt_tok[v][i] if gt_tok else tokenizer(gt[v]["sentences"][i])) for i in order]
         p_ts = np.asarray([p["timestamp"] for p in preds], dtype=float).reshape(-1, 2)
         p_tok = [tokenizer(p["sentence"]) for p in preds]
-        # METEOR with the GT sentence as hypothesis and the prediction as reference (as SODA)
-        pairs: list[Pair] = [(g, (p,)) for g in g_tok for p in p_tok]
-        mats[v] = (tiou_matrix(g_ts, p_ts), pairs)
-        all_pairs += pairs
-    seg = meteor.segment_scores(all_pairs)
-    scores = dict(zip(all_pairs, seg, strict=True))
+        # METEOR with the GT sentence as hypothesis and the prediction as reference (as SODA).
+        # W = tIoU * METEOR, so pairs that do not overlap need no METEOR score at all.
+        iou = tiou_matrix(g_ts, p_ts)  # (G, P)
+        pairs: list[Pair | None] = [
+            (str(g_tok[i]), (str(p_tok[j]),)) if iou[i, j] > 0 else None
+            for i in range(len(g_tok))
+            for j in range(len(p_tok))
+        ]
+        mats[v] = (iou, pairs)
+        all_pairs += [pr for pr in pairs if pr is not None]
+    seg = meteor.segment_scores(list(dict.fromkeys(all_pairs)))
+    scores = dict(zip(dict.fromkeys(all_pairs), seg, strict=True))
     out: dict[str, float] = {}
     for v, (iou, pairs) in mats.items():
-        m = np.asarray([scores[pr] for pr in pairs], dtype=float).reshape(iou.shape)
-        out[v] = video_soda(iou, m)[2]
+        m = np.asarray([scores[pr] if pr else 0.0 for pr in pairs], dtype=float)
+        out[v] = video_soda(iou, m.reshape(iou.shape))[2]
     return out
 
 
