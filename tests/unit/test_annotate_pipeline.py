@@ -276,3 +276,15 @@ def test_process_pool_workers(corpus: tuple[Path, list[dict[str, Any]]], tmp_pat
     assert [q["video_id"] for q in s.quarantined] == ["corrupt"]
     rec = json.loads((tmp_path / "ann" / "talk.json").read_text())
     assert "shampoo" in " ".join(x["text"] for x in rec["asr"]["segments"]).lower()
+
+
+def test_dask_or_ray_fan_out_says_when_not_installed(tmp_path: Path) -> None:
+    import importlib.util
+
+    for backend, module in (("dask", "dask"), ("ray", "ray")):
+        if importlib.util.find_spec(module) is not None:
+            continue  # installed: the slow end-to-end run covers it
+        cfg = tiny_cfg(workers=2, parallel=backend)
+        rows = [entry(tmp_path, f"videos/{i}.mp4", 1.0, True) for i in range(2)]
+        with pytest.raises(RuntimeError, match=f"annotate.parallel is '{backend}' but"):
+            annotate_batch(rows, tmp_path, tmp_path / "out", cfg)
