@@ -42,7 +42,10 @@ def gate(tmp_path_factory: pytest.TempPathFactory) -> GateResult:
     ):
         ch["label"] = label
     ann["v07"]["chapters"][0]["script_label"] = "call_to_action"
-    return run_gate(manifest, ann, QualityConfig(), tmp_path_factory.mktemp("more"))
+    ann["v08"]["schema_version"] = 2  # the annotate stage's current schema
+    ann["v09"]["schema_version"] = 3  # unknown
+    cfg = QualityConfig(max_quarantine_share=0.6)
+    return run_gate(manifest, ann, cfg, tmp_path_factory.mktemp("more"))
 
 
 def test_new_checks_quarantine_with_reasons(gate: GateResult) -> None:
@@ -53,7 +56,9 @@ def test_new_checks_quarantine_with_reasons(gate: GateResult) -> None:
         "v02",
         "v03",
         "v04",
+        "v09",
     ]
+    assert "schema_version is 3, expected one of [1, 2]" in reasons(gate, "v09")
     r1 = reasons(gate, "v01")
     assert "v01: videos: record holds non-finite numbers: asr.segments[0].words[0].score=nan" in r1
     assert "timings.asr_s=inf" in r1
@@ -67,7 +72,7 @@ def test_new_checks_quarantine_with_reasons(gate: GateResult) -> None:
         reasons(gate, "v04")
     )
     assert "video id '../../x' is not a safe file name" in reasons(gate, "../../x")
-    assert {"v06", "v07"} <= set(gate.passed)
+    assert {"v06", "v07", "v08"} <= set(gate.passed)
 
 
 def test_nonfinite_paths() -> None:

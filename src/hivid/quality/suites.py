@@ -78,6 +78,8 @@ class QualityConfig:
     """The batch fails when more than this share of its videos is quarantined."""
     min_videos: int = 1
     """The batch fails when fewer videos than this pass."""
+    schema_versions: list[int] = field(default_factory=lambda: [1, 2])
+    """Annotation record schema versions the gate accepts (see ``hivid.annotate.pipeline``)."""
     split_size_tolerance: int = 1
     """How many videos a split may differ from round(n x fraction) (the at-least-one rules)."""
 
@@ -123,6 +125,7 @@ class QualityConfig:
         )
         require(self.min_videos >= 0, f"min_videos must be >= 0, got {self.min_videos}")
         require(self.split_size_tolerance >= 0, "split_size_tolerance must be >= 0")
+        require(bool(self.schema_versions), "schema_versions must not be empty")
 
 
 Explain = Callable[[pd.DataFrame, Any], str]
@@ -443,9 +446,14 @@ def videos_suite(cfg: QualityConfig) -> Suite:
             Check(
                 "schema_version",
                 E.ExpectColumnValuesToBeInSet(
-                    column="schema_version", value_set=["1"], description="schema_version is 1"
+                    column="schema_version",
+                    value_set=[str(v) for v in cfg.schema_versions],
+                    description=f"schema_version in {cfg.schema_versions}",
                 ),
-                lambda r, _: f"schema_version is {_first(r)['schema_version']}, expected 1",
+                lambda r, _: (
+                    f"schema_version is {_first(r)['schema_version']}, expected one of "
+                    f"{cfg.schema_versions}"
+                ),
             ),
             Check(
                 "sha256_matches",
