@@ -91,6 +91,7 @@ def test_text_metrics() -> None:
     assert wer("Get it for 12 dollars.", "get it for $12") == (0, 5)
     assert wer("the red mug", "the rent mug now") == (2, 3)
     assert cer("限时特价", "限时特价") == (0, 4) and cer("限时特价", "现时特价") == (1, 4)
+    assert cer("一二三。", "1 2 3") == (0, 3)
     assert phonetic_key("Tessel") == phonetic_key("Tesla") == phonetic_key("Tassel")
     assert phonetic_key("deal") == phonetic_key("teal")
     assert phonetic_key("shambu") == phonetic_key("shampoo")

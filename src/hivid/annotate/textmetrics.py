@@ -129,9 +129,13 @@ def normalize_en(text: str) -> list[str]:
     return numbers_to_digits([_UNITS.get(w, w) for w in text.split()])
 
 
+_ZH_DIGITS = str.maketrans({c: str(i) for i, c in enumerate("零一二三四五六七八九")} | {"〇": "0"})
+
+
 def normalize_chars(text: str) -> list[str]:
-    """Characters of ``text`` for CER: no spaces or punctuation, NFKC, lower case."""
-    text = unicodedata.normalize("NFKC", text).lower()
+    """Characters of ``text`` for CER: no spaces or punctuation, NFKC, lower case, Chinese numerals
+    as digits (一二三 -> 123, 十 -> 10), since Whisper writes either."""
+    text = unicodedata.normalize("NFKC", text).lower().translate(_ZH_DIGITS).replace("十", "10")
     return [c for c in text if c.isalnum()]
 
 
