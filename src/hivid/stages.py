@@ -151,9 +151,19 @@ def _log_inputs(
 
 
 def load_annotations(ann_dir: Path) -> dict[str, dict[str, Any]]:
-    # dotfiles (the `.hivid_run.json` lineage record) are not annotations
+    """Records by video id; an unreadable file becomes ``{UNREADABLE: reason}`` (the gate then
+    quarantines that video) instead of failing the whole stage."""
+    from hivid.quality.tables import UNREADABLE
+
+    # dotfiles (the `.hivid_run.json` lineage record, tmp files of atomic writes) are not records
     files = sorted(p for p in ann_dir.glob("*.json") if not p.name.startswith("."))
-    return {p.stem: read_json(p) for p in files}
+    out: dict[str, dict[str, Any]] = {}
+    for p in files:
+        try:
+            out[p.stem] = read_json(p)
+        except (ValueError, OSError) as exc:  # JSONDecodeError and UnicodeDecodeError included
+            out[p.stem] = {UNREADABLE: f"{p.name}: {str(exc).splitlines()[0][:200]}"}
+    return out
 
 
 def run_validate(

@@ -111,3 +111,22 @@ def test_build_dataset_split_gate(project: Path, monkeypatch: pytest.MonkeyPatch
     monkeypatch.setattr(build, "split_videos", leaky)
     with pytest.raises(StageError, match=r"split gate failed: .*split leakage or loss: v\d is in"):
         run_build_dataset(*args, project / "outputs/dataset2")
+
+
+def test_a_truncated_record_is_quarantined_not_fatal(project: Path, tmp_path: Path) -> None:
+    """A record cut short (a writer that was not atomic) costs its video, not the stage."""
+    ann = tmp_path / "annotations"
+    shutil.copytree(project / "outputs/annotations", ann)
+    text = (ann / "v2.json").read_text()
+    (ann / "v2.json").write_text(text[: len(text) // 2])
+    report = run_validate(
+        project,
+        project / "params.yaml",
+        project / "outputs/ingest/manifest.jsonl",
+        ann,
+        tmp_path / "quality",
+    )
+    assert report["success"] and report["passed"] == ["v0", "v1", "v3"]
+    (q,) = report["quarantined"]
+    assert q["video_id"] == "v2"
+    assert "v2: videos: malformed record: record file cannot be read (v2.json: " in q["reasons"][0]

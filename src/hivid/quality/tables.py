@@ -345,10 +345,16 @@ def _list_at(record: Mapping[str, Any], *path: str) -> list[Any]:
     return cur if isinstance(cur, list) else []
 
 
+UNREADABLE = "__unreadable__"
+"""Key of the stand-in record for a file that is not valid JSON (see ``load_annotations``)."""
+
+
 def structure_errors(record: Any, video_id: str) -> list[str]:
     """Shape problems of one annotation record (empty when it has the schema's containers)."""
     if not isinstance(record, Mapping):
         return [f"record is a JSON {json_type(record)}, not an object"]
+    if UNREADABLE in record:
+        return [f"record file cannot be read ({record[UNREADABLE]})"]
     errors = []
     rid = record.get("video_id")
     if rid != video_id:
