@@ -268,20 +268,24 @@ def dense_scores(
                 hit = np.nonzero(ious[v][:, j] >= t)[0]
                 pairs += [(hyp, (gt_tok[v][i],)) for i in hit] or [(hyp, (garbage,))]
             groups.append((t, v, pairs))
-    meteor_scores = meteor.evaluate([g[2] for g in groups]) if groups else []
+    soda_mats, soda_pairs = _soda_matrices(gt, results, tokenizer, gt_tok) if soda else ({}, [])
+    # the JVM computes METEOR statistics while Python scores BLEU / ROUGE-L / CIDEr-D
+    meteor.prepare_async([p for g in groups for p in g[2]] + soda_pairs)
     rouge_cache: dict[Pair, float] = {}
     per_tv: dict[tuple[float, str], dict[str, float]] = {}
-    for (t, v, pairs), (m, _) in zip(groups, meteor_scores, strict=True):
+    for t, v, pairs in groups:
         refs = [list(r) for _, r in pairs]
         cands = [h for h, _ in pairs]
         s = dict(zip(LANG_KEYS[:4], bleu(refs, cands), strict=True))
-        s["METEOR"] = m
         for pr in pairs:
             if pr not in rouge_cache:
                 rouge_cache[pr] = rouge_l_segment(list(pr[1]), pr[0])
         s["ROUGE_L"] = _mean([rouge_cache[pr] for pr in pairs])
         s["CIDEr"] = cider_d(refs, cands)[0]
         per_tv[(t, v)] = s
+    meteor_scores = meteor.evaluate([g[2] for g in groups]) if groups else []
+    for (t, v, _), (m, _) in zip(groups, meteor_scores, strict=True):
+        per_tv[(t, v)]["METEOR"] = m
     zero = dict.fromkeys(LANG_KEYS, 0.0)
     per_threshold: dict[str, dict[str, float]] = {}
     for t in tious:
@@ -308,7 +312,7 @@ def dense_scores(
         per_video[v] = row
 
     if soda:
-        soda_f = soda_c(gt, results, tokenizer, meteor, gt_tok)
+        soda_f = _soda_finish(soda_mats, soda_pairs, meteor)
         out["SODA_c"] = _mean(list(soda_f.values()))
         for v, f in soda_f.items():
             per_video[v]["SODA_c"] = f
@@ -326,6 +330,17 @@ def soda_c(
     gt_tok: Mapping[str, list[str]] | None = None,
 ) -> dict[str, float]:
     """Per-video SODA_c F of the videos in both GT and predictions (see hivid.evaluation.soda)."""
+    mats, pairs = _soda_matrices(gt, results, tokenizer, gt_tok)
+    return _soda_finish(mats, pairs, meteor)
+
+
+def _soda_matrices(
+    gt: Mapping[str, Any],
+    results: Mapping[str, Sequence[Mapping[str, Any]]],
+    tokenizer: Any,
+    gt_tok: Mapping[str, list[str]] | None = None,
+) -> tuple[dict[str, tuple[np.ndarray, list[Pair | None]]], list[Pair]]:
+    """Per video: (tIoU matrix, METEOR pair per cell or None where tIoU is 0), all pairs."""
     vids = [v for v in gt if v in results]
     tokenizer.prepare(
         [s for v in vids for s in gt[v]["sentences"]]
@@ -350,6 +365,12 @@ def soda_c(
         ]
         mats[v] = (iou, pairs)
         all_pairs += [pr for pr in pairs if pr is not None]
+    return mats, all_pairs
+
+
+def _soda_finish(
+    mats: Mapping[str, tuple[np.ndarray, list[Pair | None]]], all_pairs: list[Pair], meteor: Meteor
+) -> dict[str, float]:
     seg = meteor.segment_scores(list(dict.fromkeys(all_pairs)))
     scores = dict(zip(dict.fromkeys(all_pairs), seg, strict=True))
     out: dict[str, float] = {}

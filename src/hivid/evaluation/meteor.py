@@ -46,6 +46,8 @@ class Meteor:
         self._stats: dict[Pair, str] = {}
         self._ascii: dict[str, str] = {}
         self._lock = threading.Lock()
+        self._pending: threading.Thread | None = None
+        self._pending_error: BaseException | None = None
 
     # -- identity -------------------------------------------------------------------------------
     def identity(self) -> dict[str, str]:
@@ -103,12 +105,39 @@ class Meteor:
         return " ||| ".join(("SCORE", " ||| ".join(self._asciify(r) for r in refs), hyp))
 
     # -- scoring --------------------------------------------------------------------------------
-    def prepare(self, pairs: Sequence[Pair]) -> None:
-        """Compute (and cache) the statistics of every new pair in one pipelined batch."""
+    def _prepare_now(self, pairs: Sequence[Pair]) -> None:
         todo = [p for p in dict.fromkeys(pairs) if p not in self._stats]
         if todo:
             answers = self._talk([self._line(p) for p in todo], len(todo))
             self._stats.update(zip(todo, answers, strict=True))
+
+    def prepare(self, pairs: Sequence[Pair]) -> None:
+        """Compute (and cache) the statistics of every new pair in one pipelined batch."""
+        self.wait()
+        self._prepare_now(pairs)
+
+    def prepare_async(self, pairs: Sequence[Pair]) -> None:
+        """Start :meth:`prepare` in a thread: the JVM aligns while Python scores other metrics."""
+        self.wait()
+        todo = list(pairs)
+
+        def run() -> None:
+            try:
+                self._prepare_now(todo)
+            except BaseException as exc:  # re-raised by wait()
+                self._pending_error = exc
+
+        self._pending = threading.Thread(target=run, daemon=True)
+        self._pending.start()
+
+    def wait(self) -> None:
+        """Join a running :meth:`prepare_async` (re-raising its error)."""
+        if self._pending is not None:
+            self._pending.join()
+            self._pending = None
+        if self._pending_error is not None:
+            exc, self._pending_error = self._pending_error, None
+            raise exc
 
     def evaluate(self, groups: Sequence[Sequence[Pair]]) -> list[tuple[float, list[float]]]:
         """(aggregate score, segment scores) of each group of pairs, as ``Meteor.compute_score``."""
@@ -135,6 +164,8 @@ class Meteor:
 
     # -- lifetime -------------------------------------------------------------------------------
     def close(self) -> None:
+        if self._pending is not None:
+            self._pending.join()
         if self._p.poll() is None:
             try:
                 if self._p.stdin:
