@@ -299,10 +299,15 @@ class ProbeWorker:
             self._kill()
             self.restarts += 1
             raise ProbeError(path, f"prober crashed on this file (exit code {code})")
-        msg = json.loads(line)
-        if "error" in msg:
-            raise ProbeError(path, str(msg["error"]))
-        return ProbeResult(**msg["ok"])
+        try:
+            msg = json.loads(line)
+            if "error" in msg:
+                raise ProbeError(path, str(msg["error"]))
+            return ProbeResult(**msg["ok"])
+        except (ValueError, TypeError, KeyError):
+            self._kill()
+            self.restarts += 1
+            raise ProbeError(path, f"prober sent a malformed reply ({line[:80]!r})") from None
 
     def close(self) -> None:
         proc = self._proc
@@ -315,5 +320,16 @@ class ProbeWorker:
         self._kill()
 
 
+def _main() -> None:
+    """Worker entry: keep the protocol on a private copy of stdout; anything FFmpeg or a library
+    prints to fd 1 goes to stderr instead, so it can never corrupt a reply."""
+    import os
+
+    proto = os.fdopen(os.dup(1), "w", buffering=1)
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
+    _serve(sys.stdin, proto)
+
+
 if __name__ == "__main__":
-    _serve(sys.stdin, sys.stdout)
+    _main()
