@@ -10,10 +10,11 @@ from __future__ import annotations
 from torch import nn
 
 from hivid.models.narrator import HiVidNarrator
+from hivid.models.options import is_lora_parameter
 
 STAGE2_TRAINABLE = ("compressor", "time_encoder")
 """Top-level submodules stage 2 trains."""
-STAGE2_FROZEN = ("vision", "projector", "llm")
+STAGE2_FROZEN = ("vision", "projector", "projector_aux", "clip_position", "llm")
 """Top-level submodules stage 2 keeps frozen (and in eval mode)."""
 
 
@@ -27,11 +28,15 @@ def trainable_parameter_names(module: nn.Module) -> set[str]:
 
 
 def apply_stage_freezing(model: HiVidNarrator, stage: int) -> None:
-    """Set requires_grad for ``stage`` (1: all; 2: compressor and time encoder only)."""
+    """Set requires_grad for ``stage`` (1: all, or all but the LLM's base weights with LoRA;
+    2: compressor and time encoder only)."""
     if stage == 1:
         if model.use_compressor:
             raise StageError("stage 1 trains the narrator without the compressor (use_compressor)")
         model.requires_grad_(True)
+        if model.cfg.options.lora_rank:
+            for name, p in model.llm.named_parameters():
+                p.requires_grad_(is_lora_parameter(name))
     elif stage == 2:
         if not model.use_compressor:
             raise StageError("stage 2 needs a narrator with the compressor (add_compressor first)")

@@ -40,8 +40,17 @@ from transformers.modeling_outputs import CausalLMOutputWithPast
 
 from hivid.configbase import ConfigError, from_mapping, require, to_dict
 from hivid.models.compressor import SPACompressor, SPACompressorConfig
+from hivid.models.options import (
+    ClipPositionEmbedding,
+    NarratorOptions,
+    add_lora,
+    consolidate,
+    merged_state_dict,
+)
 from hivid.models.time_encoder import GRUTimeEncoder, TimeEncoderConfig
 
+HEAD_MODULES = ("projector", "projector_aux", "clip_position", "compressor", "time_encoder")
+"""Top-level submodules saved in heads.safetensors (backbones go through save_pretrained)."""
 CONFIG_FILE = "narrator_config.json"
 HEADS_FILE = "heads.safetensors"
 IGNORE_INDEX = -100
@@ -143,6 +152,8 @@ class NarratorConfig:
     """False: stage-1 interleaved input; True: stage-2 compressed input."""
     max_frames: int = 16
     """N: frames per video (uniformly subsampled when a video has more)."""
+    options: NarratorOptions = field(default_factory=NarratorOptions)
+    """Optional components from the related papers (hivid.models.options), all off by default."""
 
     def __post_init__(self) -> None:
         require(self.max_frames > 0, f"max_frames must be > 0, got {self.max_frames}")
@@ -253,6 +264,19 @@ class InputSpec:
     """1 + E in stage 2 (None in stage 1)."""
     scene_tokens: int | None
     """S in stage 2 (None in stage 1)."""
+    memory_tokens: int = 0
+    """Stage-1 memory consolidation: earlier frames' tokens merged into this many (0 = off)."""
+    memory_recent_frames: int = 0
+    """Frames at the end kept at full resolution when memory consolidation is on."""
+    keyword_task: bool = False
+    """Training samples also carry the keyword-generation auxiliary sequence (``kw_*``)."""
+
+    def memory_split(self, n_frames: int) -> tuple[int, int]:
+        """(frames merged into memory, memory tokens) for a video of ``n_frames`` (stage 1)."""
+        if self.scene_tokens is not None or self.memory_tokens == 0:
+            return 0, 0
+        old = max(0, n_frames - self.memory_recent_frames)
+        return old, min(self.memory_tokens, old * self.visual_tokens_per_frame)
 
     def num_compressed_tokens(self, n_frames: int) -> int:
         """S + N(1+E)."""
@@ -288,7 +312,15 @@ class HiVidNarrator(nn.Module):
         self.vision = vision
         self.llm = llm
         self.visual_token_id = vis_id
-        self.projector = Projector(vision.config.hidden_size, llm.config.hidden_size)
+        opts = self.cfg.options
+        dv, d = vision.config.hidden_size, llm.config.hidden_size
+        self.projector = Projector(dv, d)
+        self.projector_aux = Projector(dv, d) if opts.dual_alignment else None
+        self.clip_position = (
+            ClipPositionEmbedding(opts.clip_position_bins, d) if opts.clip_position_bins else None
+        )
+        if opts.lora_rank:
+            add_lora(self.llm, opts)
         self.compressor: SPACompressor | None = None
         self.time_encoder: GRUTimeEncoder | None = None
         if self.cfg.use_compressor:
@@ -313,6 +345,9 @@ class HiVidNarrator(nn.Module):
             max_frames=self.cfg.max_frames,
             compressed_tokens_per_frame=1 + c.num_event_queries if self.use_compressor else None,
             scene_tokens=c.num_scene_queries if self.use_compressor else None,
+            memory_tokens=self.cfg.options.memory_tokens,
+            memory_recent_frames=self.cfg.options.memory_recent_frames,
+            keyword_task=self.cfg.options.keyword_task_weight > 0,
         )
 
     def set_gradient_checkpointing(self, enabled: bool) -> None:
@@ -325,8 +360,18 @@ class HiVidNarrator(nn.Module):
             else:
                 m.gradient_checkpointing_disable()
 
-    def encode_frames(self, pixel_values: torch.Tensor, frame_mask: torch.Tensor) -> torch.Tensor:
-        """(B, N, 3, H, W) pixels, (B, N) mask -> (B, N, L_v, D) projected tokens, 0 when padded."""
+    def encode_frames(
+        self,
+        pixel_values: torch.Tensor,
+        frame_mask: torch.Tensor,
+        frame_times: torch.Tensor | None = None,
+        is_aux: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """(B, N, 3, H, W) pixels, (B, N) mask -> (B, N, L_v, D) projected tokens, 0 when padded.
+
+        ``frame_times`` (B, N) feed the clip-position embedding, ``is_aux`` (B,) picks the
+        auxiliary projector (dual visual alignment) when those options are on.
+        """
         b, n = frame_mask.shape
         pix = pixel_values[frame_mask]  # (F, 3, H, W): real frames only
         hid = self.vision(pixel_values=pix).last_hidden_state  # (F, P, D_v)
@@ -336,8 +381,13 @@ class HiVidNarrator(nn.Module):
         k = self.cfg.vision.tokens_per_side
         pooled = F.adaptive_avg_pool2d(grid, k).flatten(2).transpose(1, 2)  # (F, L_v, D_v)
         proj = self.projector(pooled)  # (F, L_v, D)
+        if self.projector_aux is not None and is_aux is not None and bool(is_aux.any()):
+            aux = is_aux.bool()[:, None].expand(b, n)[frame_mask]  # (F,)
+            proj = torch.where(aux[:, None, None], self.projector_aux(pooled), proj)  # eq. 11
         out = proj.new_zeros(b, n, *proj.shape[1:])
         out[frame_mask] = proj
+        if self.clip_position is not None and frame_times is not None:
+            out = out + self.clip_position(frame_times, frame_mask)[:, :, None].to(out.dtype)
         return out
 
     def embed_inputs(self, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
@@ -345,8 +395,19 @@ class HiVidNarrator(nn.Module):
         embed = self.llm.get_input_embeddings()
         embeds = embed(batch["input_ids"])  # (B, T, D)
         frame_mask = batch["frame_mask"].bool()
-        vis = self.encode_frames(batch["pixel_values"], frame_mask)  # (B, N, L_v, D)
-        if self.compressor is None:
+        vis = self.encode_frames(
+            batch["pixel_values"], frame_mask, batch.get("frame_times"), batch.get("is_aux")
+        )  # (B, N, L_v, D)
+        if self.compressor is None and self.cfg.options.memory_tokens:
+            spec = self.input_spec()
+            rows = []
+            for i, n in enumerate(frame_mask.sum(1).tolist()):
+                old, m = spec.memory_split(int(n))
+                if old:  # [memory of frames < old, frames old..n-1]
+                    rows.append(consolidate(vis[i, :old].flatten(0, 1), m))
+                rows.append(vis[i, old:n].flatten(0, 1))
+            feats = torch.cat(rows)  # (sum_b M_b + R_b * L_v, D)
+        elif self.compressor is None:
             feats = vis[frame_mask].flatten(0, 1)  # (F * L_v, D), frames in batch/time order
         else:
             assert self.time_encoder is not None
@@ -373,6 +434,12 @@ class HiVidNarrator(nn.Module):
         """
         embeds = self.embed_inputs(batch)  # (B, T, D)
         mask = batch.get("attention_mask")
+        if mask is None:
+            # An explicit all-ones (B, T) mask rather than None: with None, transformers 4.57
+            # infers "packed sequences" from the implicit position ids and builds a dense
+            # (T, T) mask, which rules out flash attention (a 21 GiB mask per layer at the
+            # paper's ~1e5 tokens; measured on an H200). All-ones lets SDPA run causal flash.
+            mask = torch.ones(embeds.shape[:2], dtype=torch.long, device=embeds.device)
         labels = batch.get("labels")
         if labels is None:
             return self.llm(inputs_embeds=embeds, attention_mask=mask, use_cache=False)
@@ -525,9 +592,12 @@ def save_narrator(model: HiVidNarrator, tokenizer: PreTrainedTokenizerBase, out_
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / CONFIG_FILE).write_text(json.dumps(to_dict(model.cfg), indent=2), encoding="utf-8")
     model.vision.save_pretrained(out_dir / "vision")
-    model.llm.save_pretrained(out_dir / "llm")
-    heads = {f"projector.{k}": v for k, v in model.projector.state_dict().items()}
-    for name in ("compressor", "time_encoder"):
+    if model.cfg.options.lora_rank:  # adapters merged: an ordinary Qwen3 checkpoint on disk
+        model.llm.save_pretrained(out_dir / "llm", state_dict=merged_state_dict(model.llm))
+    else:
+        model.llm.save_pretrained(out_dir / "llm")
+    heads: dict[str, torch.Tensor] = {}
+    for name in HEAD_MODULES:
         part = getattr(model, name)
         if part is not None:
             heads.update({f"{name}.{k}": v for k, v in part.state_dict().items()})
@@ -562,11 +632,7 @@ def load_narrator(model_dir: Path) -> tuple[HiVidNarrator, PreTrainedTokenizerBa
     if not heads_path.is_file():
         raise NarratorLoadError(f"{heads_path}: missing")
     heads = load_file(str(heads_path))
-    expected = {
-        n
-        for n in model.state_dict()
-        if n.split(".", 1)[0] in ("projector", "compressor", "time_encoder")
-    }
+    expected = {n for n in model.state_dict() if n.split(".", 1)[0] in HEAD_MODULES}
     if set(heads) != expected:
         diff = sorted(set(heads) ^ expected)[:5]
         raise NarratorLoadError(f"{heads_path}: weights do not match the config (e.g. {diff})")

@@ -42,6 +42,27 @@ DEFAULT_PROMPT = (
 )
 
 
+KEYWORD_PROMPT = "Fill in the blank __ with one word from the product video:\n"
+"""Prompt of the keyword-generation auxiliary task (SVAD-VLM §4.2); the blanked text follows."""
+
+_WORD = re.compile(r"[A-Za-z][A-Za-z'-]{3,}")
+
+
+def keyword_example(text: str, seed: str) -> tuple[str, str] | None:
+    """(prompt, keyword): one word of ``text`` (>= 4 letters) blanked out, chosen by ``seed``.
+
+    Deterministic for a given (text, seed); None when the text has no such word.
+    """
+    words = list(_WORD.finditer(text))
+    if not words:
+        return None
+    import hashlib
+
+    pick = words[int(hashlib.sha256(seed.encode()).hexdigest(), 16) % len(words)]
+    blanked = text[: pick.start()] + "__" + text[pick.end() :]
+    return f"{KEYWORD_PROMPT}{_one_line(blanked)}\n", pick.group(0)
+
+
 class SequenceError(ValueError):
     """A sample cannot be turned into an input sequence (the message says why)."""
 
@@ -131,11 +152,19 @@ def encode_interleaved(
     target: str | None,
     visual_tokens_per_frame: int,
     prompt: str = DEFAULT_PROMPT,
+    memory: tuple[int, int] = (0, 0),
 ) -> EncodedSequence:
-    """Stage-1 input: the interleaved sequence of eq. 1 (``target=None`` for generation)."""
+    """Stage-1 input: the interleaved sequence of eq. 1 (``target=None`` for generation).
+
+    ``memory = (K, M)`` (memory consolidation): the first K frames are replaced by M memory
+    placeholders at the start, followed by those frames' ASR sentences, then frames K.. as eq. 1.
+    """
     vid = visual_token_id(tok)
-    context: list[tuple[list[int], bool]] = []
+    old, m = memory
+    context: list[tuple[list[int], bool]] = [([vid] * m, True)] if old else []
     for item in interleave(frame_times, asr):
+        if item.kind != "asr" and item.index < old:
+            continue  # consolidated into the memory tokens
         if item.kind == "time":
             context.append((_encode(tok, timestamp_text(frame_times[item.index])), False))
         elif item.kind == "frame":

@@ -29,10 +29,12 @@ from hivid.models.narrator import IMAGE_MEAN, IMAGE_STD, InputSpec
 from hivid.models.sequence import (
     DEFAULT_PROMPT,
     IGNORE_INDEX,
+    EncodedSequence,
     encode_asr,
     encode_compressed,
     encode_interleaved,
     format_target,
+    keyword_example,
     timestamp_text,
 )
 
@@ -121,15 +123,35 @@ def prepare_sample(
     pixels = load_pixels(frames_path, idx, spec.image_size, len(times_all))
     times = [times_all[i] for i in idx]
     target = format_target(record["tcot"], record["chapters"]) if with_target else None
-    if spec.scene_tokens is None:
-        enc = encode_interleaved(
-            tokenizer, times, record["asr"], target, spec.visual_tokens_per_frame
-        )
-        asr_ids: list[int] = []
-    else:
-        enc = encode_compressed(tokenizer, spec.num_compressed_tokens(len(times)), target)
-        asr_ids = encode_asr(tokenizer, record["asr"])
+
+    def encode(target: str | None, prompt: str = DEFAULT_PROMPT) -> EncodedSequence:
+        if spec.scene_tokens is None:
+            return encode_interleaved(
+                tokenizer,
+                times,
+                record["asr"],
+                target,
+                spec.visual_tokens_per_frame,
+                prompt,
+                memory=spec.memory_split(len(times)),
+            )
+        return encode_compressed(tokenizer, spec.num_compressed_tokens(len(times)), target, prompt)
+
+    enc = encode(target)
+    asr_ids = encode_asr(tokenizer, record["asr"]) if spec.scene_tokens is not None else []
+    extra: dict[str, Any] = {}
+    if spec.keyword_task and with_target:
+        text = " ".join(str(c.get("summary", "")) for c in record["chapters"])
+        example = keyword_example(text, str(record["video_id"]))
+        if example is not None:  # SVAD-VLM keyword generation on the same visual input
+            kw = encode(example[1], example[0])
+            extra = {
+                "kw_input_ids": torch.tensor(kw.input_ids, dtype=torch.long),
+                "kw_visual_mask": torch.tensor(kw.visual_mask, dtype=torch.bool),
+                "kw_labels": torch.tensor(kw.labels, dtype=torch.long),
+            }
     return {
+        **extra,
         "video_id": str(record["video_id"]),
         "input_ids": torch.tensor(enc.input_ids, dtype=torch.long),
         "visual_mask": torch.tensor(enc.visual_mask, dtype=torch.bool),
@@ -137,6 +159,7 @@ def prepare_sample(
         "pixel_values": pixels,
         "frame_times": torch.tensor(times, dtype=torch.float32),
         "asr_ids": torch.tensor(asr_ids, dtype=torch.long),
+        "is_aux": str(record.get("source", "primary")) == "auxiliary",
     }
 
 
@@ -150,11 +173,24 @@ def _pad(seqs: Sequence[torch.Tensor], value: float | int | bool) -> torch.Tenso
 
 
 def collate(samples: Sequence[Mapping[str, Any]], pad_id: int) -> dict[str, Any]:
-    """Right-padded batch with masks (True = real) for tokens, frames and ASR tokens."""
+    """Right-padded batch with masks (True = real) for tokens, frames and ASR tokens.
+
+    ``kw_*`` (keyword-generation sequences) are batched when every sample has one.
+    """
+    kw: dict[str, Any] = {}
+    if all("kw_input_ids" in s for s in samples):
+        kw_len = torch.tensor([s["kw_input_ids"].shape[0] for s in samples])
+        kw = {
+            "kw_input_ids": _pad([s["kw_input_ids"] for s in samples], pad_id),
+            "kw_attention_mask": (torch.arange(int(kw_len.max()))[None] < kw_len[:, None]).long(),
+            "kw_visual_mask": _pad([s["kw_visual_mask"] for s in samples], False),
+            "kw_labels": _pad([s["kw_labels"] for s in samples], IGNORE_INDEX),
+        }
     lengths = torch.tensor([s["input_ids"].shape[0] for s in samples])
     n_frames = torch.tensor([s["frame_times"].shape[0] for s in samples])
     n_asr = torch.tensor([s["asr_ids"].shape[0] for s in samples])
     return {
+        **kw,
         "video_id": [s["video_id"] for s in samples],
         "input_ids": _pad([s["input_ids"] for s in samples], pad_id),  # (B, T)
         "attention_mask": (torch.arange(int(lengths.max()))[None] < lengths[:, None]).long(),
@@ -165,6 +201,7 @@ def collate(samples: Sequence[Mapping[str, Any]], pad_id: int) -> dict[str, Any]
         "frame_mask": torch.arange(int(n_frames.max()))[None] < n_frames[:, None],  # (B, N)
         "asr_ids": _pad([s["asr_ids"] for s in samples], pad_id),  # (B, L_a)
         "asr_mask": torch.arange(int(n_asr.max()))[None] < n_asr[:, None],  # (B, L_a)
+        "is_aux": torch.tensor([bool(s.get("is_aux", False)) for s in samples]),  # (B,)
     }
 
 

@@ -66,7 +66,9 @@ class NarratorLightningModule(L.LightningModule):
         super().train(mode)
         if self.stage == 2:
             for name in STAGE2_FROZEN:
-                getattr(self.model, name).eval()
+                part = getattr(self.model, name)
+                if part is not None:
+                    part.eval()
         return self
 
     def _loss(self, batch: dict[str, Any]) -> torch.Tensor:
@@ -77,6 +79,12 @@ class NarratorLightningModule(L.LightningModule):
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
         loss = self._loss(batch)
         bs = batch["input_ids"].shape[0]
+        weight = self.model.cfg.options.keyword_task_weight
+        if weight > 0 and "kw_input_ids" in batch:  # SVAD-VLM keyword generation (aux loss)
+            kw = {k[3:]: v for k, v in batch.items() if k.startswith("kw_")}
+            kw_loss = self._loss({**batch, **kw})
+            self.log("train_keyword_loss", kw_loss, on_step=True, on_epoch=False, batch_size=bs)
+            loss = loss + weight * kw_loss
         self.log("train_loss", loss, prog_bar=True, on_step=True, on_epoch=False, batch_size=bs)
         return loss
 

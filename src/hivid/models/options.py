@@ -1,0 +1,139 @@
+"""Optional narrator components from the related papers, each a config switch (all off by default).
+
+- Relative clip-position embedding (VideoNarrator, "Synchronized Video Storytelling" §4.1): each
+  frame's relative position p = t / t_last in the video is bucketed and embedded, and the embedding
+  is added to that frame's projected visual tokens.
+- Memory consolidation of earlier clips (VideoNarrator, after MovieChat): the visual tokens of all
+  frames but the last ``memory_recent_frames`` are merged, repeatedly averaging the most similar
+  adjacent pair, into ``memory_tokens`` fixed-length memory tokens placed before the recent frames.
+- LoRA on the LLM (peft): stage 1 trains low-rank adapters instead of the full LLM; the adapters
+  are merged into the LLM weights when the model is saved.
+- Keyword generation auxiliary task (SVAD-VLM §4.2): a second, prompt-guided sequence per video
+  asks for a word blanked out of a chapter summary; its loss is added with ``keyword_task_weight``.
+- Dual visual alignment (SVAD-VLM §4.3, eq. 11): samples whose ``source`` is ``auxiliary`` are
+  projected by a second projector into their own embedding space.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from hivid.configbase import require
+
+
+@dataclass
+class NarratorOptions:
+    """Switches of the optional components (module docstring)."""
+
+    clip_position_bins: int = 0
+    """Relative clip-position embedding with this many position buckets; 0 = off."""
+    memory_tokens: int = 0
+    """Memory consolidation: earlier frames' visual tokens merged into this many; 0 = off."""
+    memory_recent_frames: int = 4
+    """Frames at the end of the video kept at full resolution when memory consolidation is on."""
+    lora_rank: int = 0
+    """LoRA rank on the LLM (stage 1 trains the adapters, not the LLM); 0 = full fine-tune."""
+    lora_alpha: int = 16
+    """LoRA scaling numerator (scale = alpha / rank)."""
+    lora_dropout: float = 0.0
+    """Dropout on the LoRA input."""
+    lora_targets: list[str] = field(
+        default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj"]
+    )
+    """LLM linear layers that get adapters (Qwen3 module names)."""
+    keyword_task_weight: float = 0.0
+    """Weight of the keyword-generation auxiliary loss; 0 = off."""
+    dual_alignment: bool = False
+    """A second projector for samples whose ``source`` is ``auxiliary``."""
+
+    def __post_init__(self) -> None:
+        require(self.clip_position_bins >= 0, "options.clip_position_bins must be >= 0")
+        require(self.memory_tokens >= 0, "options.memory_tokens must be >= 0")
+        require(self.memory_recent_frames >= 1, "options.memory_recent_frames must be >= 1")
+        require(self.lora_rank >= 0, "options.lora_rank must be >= 0")
+        require(self.lora_alpha > 0, "options.lora_alpha must be > 0")
+        require(0.0 <= self.lora_dropout < 1.0, "options.lora_dropout must be in [0, 1)")
+        require(bool(self.lora_targets), "options.lora_targets must not be empty")
+        require(self.keyword_task_weight >= 0, "options.keyword_task_weight must be >= 0")
+
+
+class ClipPositionEmbedding(nn.Module):
+    """(B, N) frame times -> (B, N, D) embeddings of the relative position t / t_last.
+
+    Zero-initialised, so switching it on leaves a pretrained model's input unchanged at first.
+    """
+
+    def __init__(self, bins: int, dim: int) -> None:
+        super().__init__()
+        self.bins = bins
+        self.embed = nn.Embedding(bins + 1, dim)
+        nn.init.zeros_(self.embed.weight)
+
+    def forward(self, times: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        t = torch.where(mask, times.float(), torch.zeros_like(times, dtype=torch.float32))
+        last = t.max(dim=1, keepdim=True).values.clamp_min(1e-6)  # (B, 1)
+        pos = (t / last * self.bins).round().long().clamp(0, self.bins)  # (B, N)
+        return self.embed(pos) * mask[..., None].to(self.embed.weight.dtype)  # (B, N, D)
+
+
+def consolidate(tokens: torch.Tensor, length: int) -> torch.Tensor:
+    """(M, D) tokens in time order -> (min(M, length), D): merge the most similar adjacent pair
+    (cosine similarity) into its mean until ``length`` remain (MovieChat-style memory)."""
+    out = tokens
+    while out.shape[0] > length:
+        x = torch.nn.functional.normalize(out.float(), dim=-1)
+        sim = (x[:-1] * x[1:]).sum(-1)  # (M - 1,)
+        i = int(sim.argmax())
+        merged = (out[i] + out[i + 1]) / 2
+        out = torch.cat([out[:i], merged[None], out[i + 2 :]], dim=0)
+    return out
+
+
+LORA_ADAPTER = "default"
+"""peft adapter name used for the LLM's LoRA."""
+
+
+def add_lora(llm: nn.Module, opts: NarratorOptions) -> None:
+    """Inject LoRA adapters (peft) into ``llm``'s ``opts.lora_targets`` linear layers in place.
+
+    Parameter names gain ``.base_layer`` / ``.lora_A.default`` / ``.lora_B.default``; lora_B starts
+    at zero, so the injected model computes exactly what the plain one did.
+    """
+    from peft import LoraConfig, inject_adapter_in_model
+
+    config = LoraConfig(
+        r=opts.lora_rank,
+        lora_alpha=opts.lora_alpha,
+        lora_dropout=opts.lora_dropout,
+        target_modules=list(opts.lora_targets),
+        bias="none",
+    )
+    inject_adapter_in_model(config, llm, adapter_name=LORA_ADAPTER)
+
+
+def is_lora_parameter(name: str) -> bool:
+    """True for LoRA adapter parameters (``lora_A`` / ``lora_B``)."""
+    return ".lora_A." in name or ".lora_B." in name
+
+
+def merged_state_dict(llm: nn.Module) -> dict[str, torch.Tensor]:
+    """``llm``'s state dict with every LoRA delta merged into its base weight, under the plain
+    (adapter-free) parameter names, so ``save_pretrained`` writes an ordinary checkpoint."""
+    from peft.tuners.lora import LoraLayer
+
+    merged: dict[str, torch.Tensor] = {}
+    for name, module in llm.named_modules():
+        if isinstance(module, LoraLayer) and LORA_ADAPTER in module.lora_A:
+            base = module.get_base_layer()
+            delta = module.get_delta_weight(LORA_ADAPTER)  # type: ignore[attr-defined]
+            merged[f"{name}.weight"] = (base.weight + delta.to(base.weight.dtype)).detach()
+    out: dict[str, torch.Tensor] = {}
+    for key, value in llm.state_dict().items():
+        if ".lora_" in key:
+            continue
+        plain = key.replace(".base_layer.", ".")
+        out[plain] = merged.get(plain, value)
+    return out
