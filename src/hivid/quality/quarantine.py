@@ -65,8 +65,7 @@ def write_report(rows: list[dict[str, Any]], out_dir: Path) -> dict[str, Any]:
     lines = [
         "# Quarantine report",
         "",
-        f"{len(rows)} quarantined: "
-        + ", ".join(f"{n} at {s}" for s, n in by_stage.items()),
+        f"{len(rows)} quarantined: " + ", ".join(f"{n} at {s}" for s, n in by_stage.items()),
         "",
         "| stage | video | file | reasons |",
         "| --- | --- | --- | --- |",
