@@ -172,14 +172,16 @@ def corpus_scores(
     if not cands:
         raise ValueError("no segments to score")
     out: dict[str, float] = {}
+    pairs = [(c, tuple(r)) for r, c in zip(refs, cands, strict=True)]
+    if meteor is not None:
+        meteor.prepare_async(pairs)  # the JVM aligns while Python scores the rest
     for k, b in enumerate(bleu(refs, cands), 1):
         out[f"Bleu_{k}"] = b
-    if meteor is not None:
-        pairs = [(c, tuple(r)) for r, c in zip(refs, cands, strict=True)]
-        out["METEOR"] = meteor.evaluate([pairs])[0][0]
     if rouge:
         out["ROUGE_L"] = rouge_l(refs, cands)
     out["CIDEr"] = cider_d(refs, cands)[0]
+    if meteor is not None:
+        out["METEOR"] = meteor.evaluate([pairs])[0][0]
     return out
 
 
@@ -203,10 +205,10 @@ def score_captions(
             raise ValueError(f"id {i!r}: exactly one candidate expected, got {len(cands[i])}")
         if not refs[i]:
             raise ValueError(f"id {i!r}: no reference sentences")
-    tokenizer.prepare([s for i in ids for s in (*refs[i], *cands[i])])
-    tr = [[tokenizer(s) for s in refs[i]] for i in ids]
-    tc = [tokenizer(cands[i][0]) for i in ids]
-    with Meteor(meteor_memory) as meteor:
+    with Meteor(meteor_memory) as meteor:  # the JVM loads while the PTB tokenizer runs
+        tokenizer.prepare([s for i in ids for s in (*refs[i], *cands[i])])
+        tr = [[tokenizer(s) for s in refs[i]] for i in ids]
+        tc = [tokenizer(cands[i][0]) for i in ids]
         scores = corpus_scores(tr, tc, meteor)
         identity = meteor.identity()
     return {
