@@ -103,3 +103,14 @@ def test_full_captions_equal_pycocoevalcap() -> None:
         assert ours[k] == pytest.approx(v, abs=1e-4), k
     assert ours["evaluator"]["meteor_jar_sha256"]
     assert "ptb" in ours["evaluator"]["tokenizer"]["name"]
+
+
+def test_captions_equal_stored_pycocoevalcap_numbers() -> None:
+    """All seven metrics (one METEOR process) vs pycocoevalcap's numbers stored by
+    benchmarks/evaluation.py --write-reference (recomputed live in the slow test)."""
+    refs, cands = _load()
+    expected = json.loads((DATA / "reference_scores.json").read_text())["captions"]
+    ours = coco.score_captions(refs, cands, CaptionTokenizer())
+    for k, v in expected.items():
+        assert ours[k] == pytest.approx(v, abs=1e-6), k
+    assert ours["evaluator"]["tokenizer"]["ptb"].startswith("stanford-corenlp-3.4.1")
