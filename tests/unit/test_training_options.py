@@ -172,3 +172,21 @@ def test_options_round_trip_through_config() -> None:
     assert cfg.options.lora_rank == 8 and cfg.options.dual_alignment
     assert dataclasses.asdict(cfg)["options"]["lora_targets"] == ["q_proj", "k_proj", "v_proj",
                                                                   "o_proj"]  # fmt: skip
+
+
+def test_generation_forces_chapters_when_tcot_runs_long(
+    tok: Any, data: Path, tmp_path: Path
+) -> None:
+    """Thinking budget: a TCoT that has not ended by (1 - share) * budget is closed and the
+    chapters section opened at a line boundary, so the rest of the budget goes to chapters."""
+    from hivid.training.datamodule import read_split
+    from hivid.training.generate import generate_chapters
+
+    model = build(tok, tmp_path / "m")
+    rec = read_split(data, "test")[0]
+    text, _ = generate_chapters(model, tok, rec, data, max_new_tokens=20, chapter_share=0.5)
+    assert "</think>\n<chapters>\n" in text
+    head = text.split("</think>")[0]
+    assert head == "" or head.endswith("\n")  # cut back to the last complete line
+    plain, _ = generate_chapters(model, tok, rec, data, max_new_tokens=20, chapter_share=0.0)
+    assert "</think>\n<chapters>\n" not in plain  # share 0: one pass, nothing forced

@@ -454,12 +454,28 @@ class HiVidNarrator(nn.Module):
 
     @torch.no_grad()
     def generate(
-        self, batch: Mapping[str, torch.Tensor], max_new_tokens: int, eos_id: int, pad_id: int
+        self,
+        batch: Mapping[str, torch.Tensor],
+        max_new_tokens: int,
+        eos_id: int,
+        pad_id: int,
+        suffix_ids: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """Greedy continuation of an unpadded (batch of 1) prompt -> (B, new tokens) ids."""
+        """Greedy continuation of an unpadded (batch of 1) prompt -> (B, new tokens) ids.
+
+        ``suffix_ids`` (B, K) are appended to the prompt first (e.g. text generated so far plus a
+        forced section marker); the returned ids are those generated after them.
+        """
+        embeds = self.embed_inputs(batch)  # (B, T, D)
+        mask = batch.get("attention_mask")
+        if suffix_ids is not None and suffix_ids.shape[1]:
+            extra = self.llm.get_input_embeddings()(suffix_ids)  # (B, K, D)
+            embeds = torch.cat([embeds, extra.to(embeds.dtype)], dim=1)
+            if mask is not None:
+                mask = torch.cat([mask, torch.ones_like(suffix_ids, dtype=mask.dtype)], dim=1)
         return self.llm.generate(  # type: ignore[return-value]
-            inputs_embeds=self.embed_inputs(batch),
-            attention_mask=batch.get("attention_mask"),
+            inputs_embeds=embeds,
+            attention_mask=mask,
             max_new_tokens=max_new_tokens,
             do_sample=False,
             num_beams=1,

@@ -13,6 +13,9 @@ from hivid.models.narrator import HiVidNarrator
 from hivid.models.sequence import parse_chapters
 from hivid.training.datamodule import collate, prepare_sample
 
+CHAPTER_SHARE = 0.3
+"""Share of the token budget kept for the chapters when the TCoT runs long (thinking budget)."""
+
 
 def generate_chapters(
     model: HiVidNarrator,
@@ -20,10 +23,14 @@ def generate_chapters(
     sample: Mapping[str, Any],
     dataset_dir: Path,
     max_new_tokens: int = 128,
+    chapter_share: float = CHAPTER_SHARE,
 ) -> tuple[str, list[dict[str, Any]]]:
     """Generate one video's narration -> (raw text, parse_chapters(text)).
 
-    ``sample`` is one record of a dataset split (its tcot/chapters are not used).
+    ``sample`` is one record of a dataset split (its tcot/chapters are not used). The TCoT gets
+    ``(1 - chapter_share) * max_new_tokens`` tokens; when it has not reached ``<chapters>`` by
+    then (a long or looping chain of thought), ``</think>`` and ``<chapters>`` are forced and
+    the rest of the budget generates the chapters, so a run-on TCoT cannot starve them.
     """
     model.eval()
     prepared = prepare_sample(sample, dataset_dir, tokenizer, model.input_spec(), with_target=False)
@@ -32,8 +39,20 @@ def generate_chapters(
         k: v.to(device) if isinstance(v, torch.Tensor) else v
         for k, v in collate([prepared], int(tokenizer.pad_token_id)).items()
     }
-    ids = model.generate(
-        batch, max_new_tokens, int(tokenizer.eos_token_id), int(tokenizer.pad_token_id)
-    )
-    text = tokenizer.decode(ids[0], skip_special_tokens=True)
+    eos, pad = int(tokenizer.eos_token_id), int(tokenizer.pad_token_id)
+    think_budget = max(1, round(max_new_tokens * (1.0 - chapter_share)))
+    ids = model.generate(batch, think_budget, eos, pad)[0]  # (new,)
+    text = tokenizer.decode(ids, skip_special_tokens=True)
+    finished = bool((ids == eos).any())
+    rest = max_new_tokens - int(ids.shape[0])
+    if "<chapters>" not in text and not finished and rest > 0:
+        # Cut back to the last complete TCoT line, then close the thought and open the chapters:
+        # the model continues from exactly the context it was trained on.
+        if "</think>" in text:
+            kept = text[: text.index("</think>") + len("</think>")] + "\n<chapters>\n"
+        else:
+            kept = text[: text.rfind("\n") + 1] + "</think>\n<chapters>\n"
+        suffix = torch.tensor([tokenizer.encode(kept, add_special_tokens=False)], device=ids.device)
+        more = model.generate(batch, rest, eos, pad, suffix_ids=suffix)[0]  # (1, K) -> (new,)
+        text = kept + tokenizer.decode(more, skip_special_tokens=True)
     return text, parse_chapters(text)
