@@ -288,3 +288,57 @@ def test_dask_or_ray_fan_out_says_when_not_installed(tmp_path: Path) -> None:
         rows = [entry(tmp_path, f"videos/{i}.mp4", 1.0, True) for i in range(2)]
         with pytest.raises(RuntimeError, match=f"annotate.parallel is '{backend}' but"):
             annotate_batch(rows, tmp_path, tmp_path / "out", cfg)
+
+
+class EchoLLM:
+    """Test fake LLM: scores 5, returns the sentence unchanged, a fixed label and refinements."""
+
+    name = "echo"
+
+    def __init__(self) -> None:
+        self.calls: dict[str, int] = {}
+
+    def complete(
+        self, prompt: str, max_new_tokens: int = 128, stop: list[str] | None = None
+    ) -> str:
+        last = prompt.rstrip().splitlines()[-1]
+        kind = last.split(":")[0]
+        self.calls[kind] = self.calls.get(kind, 0) + 1
+        if kind == "Score":
+            return " 5"
+        if kind == "Fixed":
+            heard = prompt.rstrip().splitlines()[-2]
+            return heard.removeprefix('Heard: "').removesuffix('"')
+        if kind == "Type":
+            return " product_effect"
+        return f" refined {kind.lower()}"
+
+
+def test_llm_wiring_and_its_cache_identity(
+    corpus: tuple[Path, list[dict[str, Any]]], tmp_path: Path
+) -> None:
+    root, entries = corpus
+    cfg = tiny_cfg(llm={"backend": "endpoint", "model": "fake"})
+    llm = EchoLLM()
+    s = annotate_batch(entries[:1], root, tmp_path / "ann", cfg, models=Models(cfg, llm=llm))
+    assert s.annotated == ["talk"]
+    rec = json.loads((tmp_path / "ann" / "talk.json").read_text())
+    assert rec["correction"]["relevance_scorer"] == "llm:echo"
+    assert all(seg["relevance"] == 5 and seg["kept"] for seg in rec["asr"]["segments"])
+    assert rec["models"]["llm"] == {
+        "backend": "endpoint",
+        "model": "fake",
+        "base_url": cfg.llm.base_url,
+    }
+    assert all(c["script_label"] == "product_effect" for c in rec["chapters"])
+    assert all(c["script_label_source"] == "llm:echo" for c in rec["chapters"])
+    assert all(c["summary"] == "refined summary" and c["summary_coarse"] for c in rec["chapters"])
+    assert all(t["observation"] == "refined observation" for t in rec["tcot"])
+    assert llm.calls["Score"] == llm.calls["Fixed"] == len(rec["asr"]["segments"])
+    # Turning refinement off re-runs only the chapters sub-step, without calling the LLM again.
+    cfg2 = tiny_cfg(llm={"backend": "endpoint", "model": "fake"}, llm_refine=False)
+    llm2 = EchoLLM()
+    annotate_batch(entries[:1], root, tmp_path / "ann", cfg2, models=Models(cfg2, llm=llm2))
+    rec2 = json.loads((tmp_path / "ann" / "talk.json").read_text())
+    assert rec2["cached_steps"] == ["asr", "frames", "correction"] and llm2.calls == {}
+    assert all(c["script_label_source"] == "prototype-nn" for c in rec2["chapters"])
