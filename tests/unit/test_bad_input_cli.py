@@ -153,3 +153,26 @@ def test_demo_data_without_faults_writes_none(tmp_path: Path) -> None:
     again = write_faults(root)  # idempotent: files are replaced, the symlink too
     assert [f.name for f in again] == [f.name for f in written]
     shutil.rmtree(root)
+
+
+@pytest.mark.slow
+def test_faulty_corpus_runs_through_annotate_and_validate(tmp_path: Path) -> None:
+    """With every fault in the corpus, the good video and the accepted oddities (no audio track,
+    variable frame rate) are annotated (real Whisper tiny.en, OCR) and pass the gate."""
+    ws = tmp_path
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    params["annotate"]["asr_model"] = "tiny.en"
+    (ws / "params.yaml").write_text(yaml.safe_dump(params))
+    assert hivid(ws, "demo-data", "--out", "data", "--videos", "1", "--faults").returncode == 0
+    assert hivid(ws, "ingest").returncode == 0
+    r = hivid(ws, "annotate")
+    assert r.returncode == 0, r.stderr
+    assert "annotate: 3 annotated, 0 cached, 0 quarantined" in r.stdout
+    rec = json.loads((ws / "outputs/annotations/fault_no_audio.json").read_text())
+    assert rec["asr"]["audio"] is False and rec["frames"]["items"]
+    r = hivid(ws, "validate")
+    assert r.returncode == 0, r.stderr
+    assert "validate: 3 passed, 0 quarantined" in r.stdout
+    summary = json.loads((ws / "outputs/quarantine/summary.json").read_text())
+    bad = sum(f.expect == "quarantine" for f in FAULTS)
+    assert summary["by_stage"] == {"ingest": bad, "annotate": 0, "validate": 0}
