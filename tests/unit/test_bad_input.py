@@ -193,3 +193,17 @@ def test_ingest_batch_failures(tmp_path: Path) -> None:
     assert summary.batch_failures(IngestConfig(min_videos=0)) == []
     share = summary.batch_failures(IngestConfig(min_videos=0, max_quarantine_share=0.5))
     assert "1 of 1 files quarantined (100%)" in share[0]
+
+
+def test_fifo_and_broken_link_are_reported_not_opened(tmp_path: Path) -> None:
+    root = tmp_path / "data"
+    write_video(root / "videos" / "demo_a.mp4")
+    (root / "metadata").mkdir(parents=True)
+    (root / "metadata" / "demo_a.json").write_text(json.dumps(META))
+    os.mkfifo(root / "videos" / "pipe.mp4")  # opening it for reading would block forever
+    os.symlink("missing.mp4", root / "videos" / "dangling.mp4")
+    summary = ingest(root, IngestConfig(probe_timeout_s=30))
+    assert [r["video_id"] for r in summary.manifest] == ["demo_a"]
+    reasons = {q["path"]: q["reason"] for q in summary.quarantined}
+    assert "not a regular file" in reasons["videos/pipe.mp4"]
+    assert "not a regular file" in reasons["videos/dangling.mp4"]

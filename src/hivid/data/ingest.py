@@ -167,7 +167,8 @@ def ingest(
     files = sorted(
         p
         for p in videos_dir.rglob("*")
-        if (p.is_file() or p.is_symlink()) and not p.name.startswith(".")
+        # not only regular files: a FIFO, a device or a broken link is reported, never opened
+        if not p.is_dir() and not p.name.startswith(".")
     )
     root_real = videos_dir.resolve()
     manifest: list[dict[str, Any]] = []
