@@ -187,3 +187,23 @@ def test_gate_quarantines_exactly_the_corrupted_chapterings(
     result = run_gate(manifest, ann, QualityConfig(max_quarantine_share=1.0), out)
     assert result.passed == ["clean"], result.quarantined
     assert sorted(q["video_id"] for q in result.quarantined) == ["beyond", "nan", "overlap"]
+
+
+@FAST
+@given(
+    assignment=st.dictionaries(
+        st.sampled_from([f"v{i}" for i in range(8)]),
+        st.sets(st.sampled_from(["train", "val", "test"]), max_size=3),
+        max_size=8,
+    )
+)
+def test_split_table_flags_exactly_leaked_and_lost_videos(assignment: dict) -> None:
+    from hivid.quality.tables import splits_table
+
+    splits = {
+        s: sorted(v for v, ss in assignment.items() if s in ss) for s in ("train", "val", "test")
+    }
+    df = splits_table({**splits, "seed": 0}, videos=list(assignment))
+    flagged = set(df.loc[df["n_splits"] != 1, "video_id"])
+    assert flagged == {v for v, ss in assignment.items() if len(ss) != 1}
+    assert set(df["video_id"]) == set(assignment)
