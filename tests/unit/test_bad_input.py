@@ -99,6 +99,17 @@ def test_huge_frame_rejected_from_header_and_limit_is_configurable(tmp_path: Pat
     assert (info.width, info.height) == (7680, 4320)
 
 
+def test_huge_frame_is_never_decoded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import hivid.data.probe as probe
+
+    def no_decoding(*args: object) -> None:
+        raise AssertionError("the prober decoded a frame it should have rejected from the header")
+
+    monkeypatch.setattr(probe, "_first_frame_and_pts", no_decoding)
+    with pytest.raises(ProbeError, match="exceeds max_pixels"):
+        probe_video(write_huge_frame(tmp_path / "huge.mp4"), max_pixels=3840 * 2160)
+
+
 def test_zero_duration_and_audio_only(tmp_path: Path) -> None:
     from hivid.data.faults import write_zero_duration
 
