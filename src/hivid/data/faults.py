@@ -104,6 +104,12 @@ FAULTS: tuple[Fault, ...] = (
         "a good video whose metadata lacks brand and price and has a string for attributes",
     ),
     Fault(
+        "fault_meta_wrong_id.mp4",
+        "quarantine",
+        "names video_id '../../x'",
+        "a good video whose metadata claims the id '../../x' (path traversal via metadata)",
+    ),
+    Fault(
         "x..%2F..%2Fescape.mp4",
         "quarantine",
         "invalid video id",
@@ -309,6 +315,8 @@ def write_faults(root: Path, seed: int = 0) -> list[Fault]:
     m("fault_meta_not_json", b"brand: Faultline\nprice: 9.50\n")
     write_clip(videos / "fault_meta_missing_fields.mp4", seed=seed + 5)
     m("fault_meta_missing_fields", {"category": "home", "attributes": "500ml"})
+    write_clip(videos / "fault_meta_wrong_id.mp4", seed=seed + 11)
+    m("fault_meta_wrong_id", {**meta, "video_id": "../../x"})
     write_clip(videos / "x..%2F..%2Fescape.mp4", seed=seed + 6)
     outside = root.parent / f"{root.name}.outside.mp4"
     link = videos / "fault_link_escape.mp4"

@@ -265,6 +265,15 @@ def _one(
             reject(path, f"{meta_path.relative_to(data_root)}: {msg}", video_id)
             return
         metadata = {}
+    named = metadata.get("video_id", video_id)
+    if named != video_id:
+        reject(
+            path,
+            f"metadata/{video_id}.json names video_id {named!r}, not {video_id!r} "
+            "(metadata of another video, or an id trying to escape)",
+            video_id,
+        )
+        return
     gt_path = data_root / "ground_truth" / f"{video_id}.json"
     seen_hash[digest] = video_id
     seen_id.add(video_id)
