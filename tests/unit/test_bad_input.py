@@ -218,3 +218,25 @@ def test_fifo_and_broken_link_are_reported_not_opened(tmp_path: Path) -> None:
     reasons = {q["path"]: q["reason"] for q in summary.quarantined}
     assert "not a regular file" in reasons["videos/pipe.mp4"]
     assert "not a regular file" in reasons["videos/dangling.mp4"]
+
+
+def test_unreadable_file_is_quarantined(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import hivid.data.ingest as ingest_mod
+
+    root = tmp_path / "data"
+    for vid in GOOD:
+        write_video(root / "videos" / f"{vid}.mp4", seed=len(vid) + (vid == "demo_b"))
+        (root / "metadata").mkdir(parents=True, exist_ok=True)
+        (root / "metadata" / f"{vid}.json").write_text(json.dumps(META))
+    real = ingest_mod.sha256_file
+
+    def flaky(path: Path) -> str:
+        if path.name == "demo_a.mp4":
+            raise PermissionError(13, "Permission denied")
+        return real(path)
+
+    monkeypatch.setattr(ingest_mod, "sha256_file", flaky)
+    summary = ingest(root, IngestConfig(probe_timeout_s=0))
+    assert [r["video_id"] for r in summary.manifest] == ["demo_b"]
+    (q,) = summary.quarantined
+    assert q["reason"] == "videos/demo_a.mp4: cannot read the file (Permission denied)"

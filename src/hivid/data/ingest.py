@@ -197,7 +197,10 @@ def ingest(
         for i, path in enumerate(files):
             if progress:
                 progress(path.name, i, len(files))
-            _one(path, probe, reject, data_root, root_real, cfg, manifest, seen_hash, seen_id)
+            try:
+                _one(path, probe, reject, data_root, root_real, cfg, manifest, seen_hash, seen_id)
+            except OSError as exc:  # unreadable (permissions, I/O error, vanished mid-batch)
+                reject(path, f"cannot read the file ({exc.strerror or type(exc).__name__})")
     finally:
         if worker is not None:
             worker.close()
