@@ -187,3 +187,17 @@ def test_local_gemma_real_generation(tmp_path_factory: pytest.TempPathFactory) -
     assert "Thursday" in out
     # the cached conversion is reused and verified (same digest, no second conversion)
     assert resolve_local_llm("gemma-3-270m")[1] == llm.sha256
+
+
+@pytest.mark.slow
+def test_gemma_tokenizer_is_bpe_after_conversion() -> None:
+    """The GGUF's SentencePiece-BPE vocabulary is rebuilt as BPE: common words stay whole."""
+    from transformers import AutoTokenizer
+
+    from hivid.annotate.llm import GEMMA_NAME, resolve_local_llm
+
+    path, _ = resolve_local_llm(GEMMA_NAME)
+    tok = AutoTokenizer.from_pretrained(path)
+    ids = tok("After one week with the silk shampoo", add_special_tokens=False)["input_ids"]
+    pieces = [tok.decode([i]) for i in ids]
+    assert pieces == ["After", " one", " week", " with", " the", " silk", " shampoo"]

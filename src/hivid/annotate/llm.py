@@ -238,6 +238,53 @@ def _verify_converted(target: Path) -> dict[str, Any] | None:
     return dict(rec)
 
 
+def bpe_from_scores(tokenizer: Any) -> bool:
+    """Rebuild a GGUF-converted Unigram tokenizer as the byte-fallback BPE it really is.
+
+    transformers turns a SentencePiece-BPE GGUF vocabulary (gemma 3) into a Unigram model whose
+    scores are negated merge ranks, which then splits " the" into " t" + "he". The merges are
+    recovered from the ranks (``generate_merges``, as transformers does for SentencePiece BPE).
+    Returns False (and changes nothing) when the tokenizer is not such a Unigram model.
+    """
+    from tokenizers import models
+    from transformers.convert_slow_tokenizer import generate_merges
+
+    spec = json.loads(tokenizer.backend_tokenizer.to_str())
+    if spec.get("model", {}).get("type") != "Unigram":
+        return False
+    pieces = [(str(p), float(sc)) for p, sc in spec["model"]["vocab"]]
+    vocab = {p: i for i, (p, _) in enumerate(pieces)}
+    unk_id = spec["model"].get("unk_id")
+    tokenizer.backend_tokenizer.model = models.BPE(
+        vocab,
+        generate_merges(vocab, pieces),
+        unk_token=pieces[unk_id][0] if isinstance(unk_id, int) else None,
+        byte_fallback=True,
+        fuse_unk=True,
+    )
+    return True
+
+
+def _repair_tokenizer(target: Path, rec: dict[str, Any]) -> dict[str, Any]:
+    """Give a conversion cached before the BPE repair its repaired tokenizer (atomic per file)."""
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(str(target))
+    bpe_from_scores(tok)
+    tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.tok."))
+    try:
+        tok.save_pretrained(tmp)
+        rec = {**rec, "tokenizer": "bpe-from-scores"}
+        (tmp / _CONVERSION_FILE).write_text(json.dumps(rec, indent=1, sort_keys=True) + "\n")
+        # Tokenizer files first, the record last: a crash in between leaves the old record,
+        # so the next load repairs again.
+        for f in sorted(tmp.iterdir(), key=lambda f: f.name == _CONVERSION_FILE):
+            os.replace(f, target / f.name)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return rec
+
+
 def convert_gguf(gguf: Path, target: Path) -> dict[str, Any]:
     """Dequantise ``gguf`` with transformers into ``target`` (safetensors), atomically."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -247,6 +294,7 @@ def convert_gguf(gguf: Path, target: Path) -> dict[str, Any]:
     tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}."))
     try:
         tok = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+        bpe_from_scores(tok)
         model = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
         model.save_pretrained(tmp, safe_serialization=True, max_shard_size="4GB")
         tok.save_pretrained(tmp)
@@ -257,6 +305,7 @@ def convert_gguf(gguf: Path, target: Path) -> dict[str, Any]:
             "source": str(gguf.name),
             "gguf_sha256": gguf_sha,
             "safetensors_sha256": sha256_file(weights),
+            "tokenizer": "bpe-from-scores",
         }
         (tmp / _CONVERSION_FILE).write_text(json.dumps(rec, indent=1, sort_keys=True) + "\n")
         if target.exists():
@@ -279,6 +328,8 @@ def resolve_local_llm(name: str, cache_dir: Path | None = None) -> tuple[str, st
         if rec is None:
             log.info("converting the packaged gemma-3-270m GGUF into %s (once)", target)
             rec = convert_gguf(gemma_gguf_path(cache_dir), target)
+        elif rec.get("tokenizer") != "bpe-from-scores":
+            rec = _repair_tokenizer(target, rec)
         return str(target), str(rec["safetensors_sha256"])
     local = Path(name).expanduser()
     if local.is_dir():
