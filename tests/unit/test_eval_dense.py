@@ -189,3 +189,18 @@ def test_fixture_equals_reference_live() -> None:
         ours = evaluate_files(DATA / "dense_gt.json", DATA / "dense_pred.json")
     for k, v in ref.items():
         assert ours[k] == pytest.approx(v, abs=1e-4), k
+
+
+def test_two_reference_files_equal_reference_numbers(meteor: Meteor) -> None:
+    """val_1 + val_2 style: pairs from both files, best file per video for P and R (separately),
+    SODA_c averaged over the files (PDVC's eval_soda)."""
+    gts = [json.loads((DATA / n).read_text()) for n in ("dense_gt.json", "dense_gt2.json")]
+    pred = json.loads((DATA / "dense_pred.json").read_text())
+    expected = json.loads((DATA / "reference_scores.json").read_text())["dense_2ref"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ours = dense_scores(gts, pred, CaptionTokenizer(), meteor)
+    for k, v in expected.items():
+        assert ours[k] == pytest.approx(v, abs=1e-6), k
+    assert "v_only_in_2" in ours["per_video"]  # a video of the second file only still counts
+    assert not any("v_only_in_2" in w and "not in the GT" in w for w in ours["warnings"])

@@ -37,15 +37,22 @@ def _quiet(fn: Any, *args: Any) -> Any:
 
 
 def reference_densevid(
-    gt: Mapping[str, Any], pred: Mapping[str, Any], tious: Sequence[float], ppv: int = 1000
+    gt_files: Mapping[str, Any] | Sequence[Mapping[str, Any]],
+    pred: Mapping[str, Any],
+    tious: Sequence[float],
+    ppv: int = 1000,
 ) -> dict[str, float]:
-    """evaluate2018.py semantics (one GT file): language metrics and P/R averaged over tious."""
+    """evaluate2018.py semantics (one or more GT files): language metrics and P/R over tious."""
     from pycocoevalcap.bleu.bleu import Bleu
     from pycocoevalcap.cider.cider import Cider
     from pycocoevalcap.meteor.meteor import Meteor
     from pycocoevalcap.rouge.rouge import Rouge
     from pycocoevalcap.tokenizer.ptbtokenizer import PTBTokenizer
 
+    files = [gt_files] if isinstance(gt_files, Mapping) else list(gt_files)
+    vids: list[str] = []
+    for f in files:
+        vids += [v for v in f if v not in vids]
     prediction = {v: items[:ppv] for v, items in pred["results"].items()}
     tokenizer = PTBTokenizer()
     scorers: list[tuple[Any, Any]] = [
@@ -60,17 +67,22 @@ def reference_densevid(
         cur_gts: dict[int, list[dict[str, str]]] = {}
         vid2capid: dict[str, list[int]] = {}
         idx = 0
-        for vid in gt:
+        for vid in vids:
             vid2capid[vid] = []
             for p in prediction.get(vid, []):
                 added = False
-                for ci, ts in enumerate(gt[vid]["timestamps"]):
-                    if ref_iou(p["timestamp"], ts) >= t:
-                        cur_res[idx] = [{"caption": ref_remove_nonascii(p["sentence"])}]
-                        cur_gts[idx] = [{"caption": ref_remove_nonascii(gt[vid]["sentences"][ci])}]
-                        vid2capid[vid].append(idx)
-                        idx += 1
-                        added = True
+                for gt in files:
+                    if vid not in gt:
+                        continue
+                    for ci, ts in enumerate(gt[vid]["timestamps"]):
+                        if ref_iou(p["timestamp"], ts) >= t:
+                            cur_res[idx] = [{"caption": ref_remove_nonascii(p["sentence"])}]
+                            cur_gts[idx] = [
+                                {"caption": ref_remove_nonascii(gt[vid]["sentences"][ci])}
+                            ]
+                            vid2capid[vid].append(idx)
+                            idx += 1
+                            added = True
                 if not added:
                     cur_res[idx] = [{"caption": ref_remove_nonascii(p["sentence"])}]
                     cur_gts[idx] = [{"caption": GARBAGE}]
@@ -80,7 +92,7 @@ def reference_densevid(
             tok_res = tokenizer.tokenize(cur_res)  # a JVM per scorer and threshold, as there
             tok_gts = tokenizer.tokenize(cur_gts)
             per_video = []
-            for vid in gt:
+            for vid in vids:
                 res = {i: tok_res[i] for i in vid2capid[vid]}
                 gts = {i: tok_gts[i] for i in vid2capid[vid]}
                 if not res:
@@ -95,17 +107,23 @@ def reference_densevid(
                 collected.setdefault(method, []).append(float(np.mean(per_video)))
     for t in tious:
         precision, recall = [], []
-        for vid in gt:
-            covered_ref: set[int] = set()
-            covered_pred: set[int] = set()
-            preds = prediction.get(vid, [])
-            for pi, p in enumerate(preds):
-                for ri, ts in enumerate(gt[vid]["timestamps"]):
-                    if ref_iou(p["timestamp"], ts) > t:
-                        covered_ref.add(ri)
-                        covered_pred.add(pi)
-            precision.append(len(covered_pred) / len(preds) if preds else 0.0)
-            recall.append(len(covered_ref) / len(gt[vid]["timestamps"]))
+        for vid in vids:
+            best_p, best_r = 0.0, 0.0
+            for gt in files:
+                if vid not in gt:
+                    continue
+                covered_ref: set[int] = set()
+                covered_pred: set[int] = set()
+                preds = prediction.get(vid, [])
+                for pi, p in enumerate(preds):
+                    for ri, ts in enumerate(gt[vid]["timestamps"]):
+                        if ref_iou(p["timestamp"], ts) > t:
+                            covered_ref.add(ri)
+                            covered_pred.add(pi)
+                best_p = max(best_p, len(covered_pred) / len(preds) if preds else 0.0)
+                best_r = max(best_r, len(covered_ref) / len(gt[vid]["timestamps"]))
+            precision.append(best_p)
+            recall.append(best_r)
         collected.setdefault("Precision", []).append(sum(precision) / len(precision))
         collected.setdefault("Recall", []).append(sum(recall) / len(recall))
     out = {k: float(np.mean(v)) for k, v in collected.items()}
@@ -132,8 +150,16 @@ def recursive_dp(scores: np.ndarray) -> float:
     return tr(m - 1, n - 1)
 
 
-def reference_soda_c(gt: Mapping[str, Any], pred: Mapping[str, Any]) -> float:
-    """fujiso/SODA v1.1 ``-s c -m Meteor`` (one GT file): mean over videos of per-video F."""
+def reference_soda_c(
+    gt_files: Mapping[str, Any] | Sequence[Mapping[str, Any]], pred: Mapping[str, Any]
+) -> float:
+    """PDVC's ``eval_soda``: fujiso/SODA v1.1 ``-s c -m Meteor`` run on each GT file alone (mean
+    over videos of per-video F), averaged over the files."""
+    files = [gt_files] if isinstance(gt_files, Mapping) else list(gt_files)
+    return float(np.mean([_reference_soda_one(f, pred) for f in files]))
+
+
+def _reference_soda_one(gt: Mapping[str, Any], pred: Mapping[str, Any]) -> float:
     from pycocoevalcap.meteor.meteor import Meteor
     from pycocoevalcap.tokenizer.ptbtokenizer import PTBTokenizer
 

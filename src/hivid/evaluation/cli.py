@@ -97,7 +97,13 @@ def evaluate_captions(
 
 
 @evaluate.command("dense")
-@click.option("--gt", type=PATH, required=True, help="ActivityNet-format ground truth JSON.")
+@click.option(
+    "--gt",
+    type=PATH,
+    required=True,
+    multiple=True,
+    help="ActivityNet-format ground truth JSON (repeat for several reference files).",
+)
 @click.option("--pred", type=PATH, required=True, help="ActivityNet-format predictions JSON.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @click.option("--per-video", is_flag=True, help="Include per-video scores in the JSON.")
@@ -112,7 +118,7 @@ def evaluate_captions(
 )
 @_tokenizer_options
 def evaluate_dense(
-    gt: Path,
+    gt: tuple[Path, ...],
     pred: Path,
     as_json: bool,
     per_video: bool,
@@ -130,7 +136,7 @@ def evaluate_dense(
         ts = [float(x) for x in tious.split(",") if x.strip()]
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # reported once below, in r["warnings"]
-            return evaluate_files(gt, pred, ts, max_proposals, tok_mode, segmenter)
+            return evaluate_files(list(gt), pred, ts, max_proposals, tok_mode, segmenter)
 
     r = guard("evaluate dense", go)
     if not per_video:

@@ -125,7 +125,11 @@ def _is_num(x: Any) -> bool:
 
 
 def check_inputs(
-    gt: Mapping[str, Any], pred: Mapping[str, Any], max_proposals: int = 1000, where: str = ""
+    gt: Mapping[str, Any],
+    pred: Mapping[str, Any],
+    max_proposals: int = 1000,
+    where: str = "",
+    all_gt_ids: set[str] | None = None,
 ) -> tuple[dict[str, Any], dict[str, list[dict[str, Any]]], list[str]]:
     """Validate ActivityNet GT + prediction objects; returns (gt, results, warnings).
 
@@ -180,7 +184,7 @@ def check_inputs(
         results[vid] = list(items)
     missing = sorted(set(clean_gt) - set(results))
     empty = sorted(v for v in clean_gt if v in results and not results[v])
-    unknown = sorted(set(results) - set(clean_gt))
+    unknown = sorted(set(results) - (all_gt_ids if all_gt_ids is not None else set(clean_gt)))
 
     def some(xs: list[str]) -> str:
         return ", ".join(xs[:5]) + (" ..." if len(xs) > 5 else "")
@@ -224,7 +228,7 @@ def _mean(xs: Sequence[float]) -> float:
 
 
 def dense_scores(
-    ground_truth: Mapping[str, Any],
+    ground_truth: Mapping[str, Any] | Sequence[Mapping[str, Any]],
     prediction: Mapping[str, Any],
     tokenizer: Any,
     meteor: Meteor,
@@ -235,26 +239,48 @@ def dense_scores(
     """Every dense-captioning metric of one GT / prediction pair; see the module docstring.
 
     ``prediction`` is the whole prediction file object (``{"version", "results", ...}``).
+    ``ground_truth`` is one GT object or several (ActivityNet's val_1 + val_2): then captions
+    pair with the events of every file, Precision and Recall take the best file per video
+    (separately), and SODA_c is the mean over files (as PDVC's ``eval_soda``).
     Returns the averaged metrics plus ``per_threshold``, ``per_video`` and ``warnings``.
     """
-    gt, results, warns = check_inputs(ground_truth, prediction, max_proposals)
+    files = [ground_truth] if isinstance(ground_truth, Mapping) else list(ground_truth)
+    if not files:
+        raise ValueError("no ground-truth file given")
+    ids = {v for f in files if isinstance(f, Mapping) for v in f}
+    checked = [
+        check_inputs(
+            f, prediction, max_proposals, f"GT file {k + 1}: " if len(files) > 1 else "", ids
+        )
+        for k, f in enumerate(files)
+    ]
+    gts = [c[0] for c in checked]
+    results = checked[0][1]
+    warns = list(dict.fromkeys(w for c in checked for w in c[2]))
     for line in warns:
         warnings.warn(line, stacklevel=2)
+    gt: dict[str, Any] = {}  # every GT video (union of the files, first file's order)
+    for g in gts:
+        gt.update({v: x for v, x in g.items() if v not in gt})
     cut = {v: results[v][:max_proposals] for v in gt if v in results}
     tokenizer.prepare(
         [GARBAGE]
-        + [s for g in gt.values() for s in g["sentences"]]
+        + [s for g in gts for x in g.values() for s in x["sentences"]]
         + [p["sentence"] for v in gt if v in results for p in results[v]]
     )
     garbage = tokenizer(GARBAGE)
-    gt_tok = {v: [tokenizer(s) for s in g["sentences"]] for v, g in gt.items()}
-    ious = {
-        v: tiou_matrix(
-            np.asarray(gt[v]["timestamps"], dtype=float).reshape(-1, 2),
-            np.asarray([p["timestamp"] for p in cut[v]], dtype=float).reshape(-1, 2),
-        )
-        for v in cut
-    }
+    gt_toks = [{v: [tokenizer(s) for s in x["sentences"]] for v, x in g.items()} for g in gts]
+    ious = [
+        {
+            v: tiou_matrix(
+                np.asarray(g[v]["timestamps"], dtype=float).reshape(-1, 2),
+                np.asarray([p["timestamp"] for p in cut[v]], dtype=float).reshape(-1, 2),
+            )
+            for v in cut
+            if v in g
+        }
+        for g in gts
+    ]
 
     # language metrics: one corpus per (threshold, video)
     groups: list[tuple[float, str, list[Pair]]] = []
@@ -265,12 +291,22 @@ def dense_scores(
             pairs: list[Pair] = []
             for j, p in enumerate(cut[v]):
                 hyp = tokenizer(p["sentence"])
-                hit = np.nonzero(ious[v][:, j] >= t)[0]
-                pairs += [(hyp, (gt_tok[v][i],)) for i in hit] or [(hyp, (garbage,))]
+                hits: list[Pair] = []
+                for k in range(len(gts)):
+                    if v in ious[k]:
+                        hit = np.nonzero(ious[k][v][:, j] >= t)[0]
+                        hits += [(hyp, (gt_toks[k][v][i],)) for i in hit]
+                pairs += hits or [(hyp, (garbage,))]
             groups.append((t, v, pairs))
-    soda_mats, soda_pairs = _soda_matrices(gt, results, tokenizer, gt_tok) if soda else ({}, [])
+    soda_parts = (
+        [_soda_matrices(g, results, tokenizer, gt_toks[k]) for k, g in enumerate(gts)]
+        if soda
+        else []
+    )
     # the JVM computes METEOR statistics while Python scores BLEU / ROUGE-L / CIDEr-D
-    meteor.prepare_async([p for g in groups for p in g[2]] + soda_pairs)
+    meteor.prepare_async(
+        [p for g in groups for p in g[2]] + [pr for part in soda_parts for pr in part[1]]
+    )
     rouge_cache: dict[Pair, float] = {}
     per_tv: dict[tuple[float, str], dict[str, float]] = {}
     for t, v, pairs in groups:
@@ -293,9 +329,7 @@ def dense_scores(
             k: _mean([per_tv.get((t, v), zero)[k] for v in gt]) for k in LANG_KEYS
         }
 
-    loc = localization_scores(
-        {v: gt[v] for v in gt}, {v: cut.get(v, []) for v in gt}, tious, max_proposals, warn=False
-    )
+    loc = _best_file_localization(gts, gt, cut, tious, max_proposals)
     for t in tious:
         per_threshold[str(t)].update(loc["per_threshold"][str(t)])
     out: dict[str, Any] = {
@@ -312,14 +346,52 @@ def dense_scores(
         per_video[v] = row
 
     if soda:
-        soda_f = _soda_finish(soda_mats, soda_pairs, meteor)
-        out["SODA_c"] = _mean(list(soda_f.values()))
-        for v, f in soda_f.items():
-            per_video[v]["SODA_c"] = f
-        out["SODA_c_videos"] = len(soda_f)
+        per_file = [_soda_finish(mats, prs, meteor) for mats, prs in soda_parts]
+        out["SODA_c"] = _mean([_mean(list(f.values())) for f in per_file])
+        for v in gt:
+            fs = [f[v] for f in per_file if v in f]
+            if fs:
+                per_video[v]["SODA_c"] = _mean(fs)
+        out["SODA_c_videos"] = len({v for f in per_file for v in f})
     out.update(per_threshold=per_threshold, per_video=per_video, warnings=warns)
     out["videos"] = len(gt)
     return out
+
+
+def _best_file_localization(
+    gts: Sequence[Mapping[str, Any]],
+    gt: Mapping[str, Any],
+    cut: Mapping[str, Sequence[Mapping[str, Any]]],
+    tious: Sequence[float],
+    max_proposals: int,
+) -> dict[str, Any]:
+    """localization_scores over several GT files: per video and threshold the best file's
+    precision and (separately) the best file's recall, as evaluate2018.py."""
+    locs = [
+        localization_scores(g, {v: cut.get(v, []) for v in g}, tious, max_proposals, warn=False)
+        for g in gts
+    ]
+    if len(locs) == 1:
+        return locs[0]
+    per_video: dict[str, dict[str, float]] = {}
+    for v in gt:
+        rows = [loc["per_video"][v] for loc in locs if v in loc["per_video"]]
+        row: dict[str, float] = {}
+        for t in tious:
+            row[f"Precision@{t}"] = max(r[f"Precision@{t}"] for r in rows)
+            row[f"Recall@{t}"] = max(r[f"Recall@{t}"] for r in rows)
+        p = _mean([row[f"Precision@{t}"] for t in tious])
+        r = _mean([row[f"Recall@{t}"] for t in tious])
+        row.update(Precision=p, Recall=r, F1=2 * p * r / (p + r) if p + r > 0 else 0.0)
+        per_video[v] = row
+    per_threshold = {
+        str(t): {
+            "Precision": _mean([per_video[v][f"Precision@{t}"] for v in gt]),
+            "Recall": _mean([per_video[v][f"Recall@{t}"] for v in gt]),
+        }
+        for t in tious
+    }
+    return {"per_threshold": per_threshold, "per_video": per_video}
 
 
 def soda_c(
@@ -381,7 +453,7 @@ def _soda_finish(
 
 
 def evaluate_files(
-    gt_path: Path,
+    gt_path: Path | Sequence[Path],
     pred_path: Path,
     tious: Sequence[float] = TIOUS,
     max_proposals: int = 1000,
@@ -395,14 +467,17 @@ def evaluate_files(
 
     if not tious or not all(0 < t < 1 for t in tious):
         raise ValueError(f"tIoU thresholds must lie in (0, 1), got {list(tious)}")
+    paths = [gt_path] if isinstance(gt_path, Path | str) else list(gt_path)
     with Meteor(meteor_memory) as meteor:  # starts loading while we read and tokenize
-        gt, pred = read_json(gt_path), read_json(pred_path)
+        pred = read_json(pred_path)
         if not isinstance(pred, Mapping):
             raise ValueError(f"{pred_path}: predictions must be a JSON object with 'results'")
-        if not isinstance(gt, Mapping):
-            raise ValueError(f"{gt_path}: ground truth must be a JSON object")
+        gts = [read_json(p) for p in paths]
+        for p, g in zip(paths, gts, strict=True):
+            if not isinstance(g, Mapping):
+                raise ValueError(f"{p}: ground truth must be a JSON object")
         tok = CaptionTokenizer(mode=tokenizer_mode, segmenter=segmenter)  # type: ignore[arg-type]
-        out = dense_scores(gt, pred, tok, meteor, tious, max_proposals)
+        out = dense_scores(gts, pred, tok, meteor, tious, max_proposals)
         out["evaluator"] = evaluator_identity(tok, meteor)
     out["definitions"] = DEFINITIONS
     return out

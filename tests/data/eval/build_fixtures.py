@@ -134,6 +134,25 @@ def build_dense(seed: int = 0, videos: int = 120) -> tuple[dict[str, Any], dict[
     return gt, pred
 
 
+def build_second_reference(gt: dict[str, Any], seed: int = 0) -> dict[str, Any]:
+    """A second annotator (ActivityNet's val_2 role): jittered boundaries, reworded sentences,
+    every fifth video left out, one video only this file has."""
+    out: dict[str, Any] = {}
+    for i, (vid, g) in enumerate(gt.items()):
+        if i % 5 == 4:
+            continue
+        rng = random.Random(f"hivid-eval-gt2:{seed}:{vid}")
+        ts = []
+        for s, e in g["timestamps"]:
+            a = round(max(0.0, s + rng.uniform(-1.5, 1.5)), 2)
+            ts.append([a, round(max(a + 0.5, e + rng.uniform(-1.5, 1.5)), 2)])
+        sents = [perturb(rng, x, 0.3) for x in g["sentences"]]
+        out[vid] = {"duration": g["duration"], "timestamps": ts, "sentences": sents}
+    first = next(iter(gt.values()))
+    out["v_only_in_2"] = dict(first)
+    return out
+
+
 def build_captions(seed: int = 0, n: int = 400) -> tuple[dict[str, Any], dict[str, Any]]:
     refs: dict[str, list[str]] = {}
     cands: dict[str, list[str]] = {}
@@ -193,6 +212,7 @@ def main() -> None:
     gt, pred = build_dense()
     _write("dense_gt.json", gt)
     _write("dense_pred.json", pred)
+    _write("dense_gt2.json", build_second_reference(gt))
     refs, cands = build_captions()
     _write("captions_refs.json", refs)
     _write("captions_cands.json", cands)
