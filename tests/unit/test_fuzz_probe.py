@@ -62,8 +62,8 @@ def test_mutated_mp4s_never_crash_or_hang_the_batch(demo_mp4: Path, tmp_path: Pa
     data = demo_mp4.read_bytes()
     for i in range(CASES):
         (videos / f"fuzz_{i:03d}.mp4").write_bytes(mutate(data, rng))
-        (metas / f"fuzz_{i:03d}.json").write_text(json.dumps(meta))
-    (metas / "good.json").write_text(json.dumps(meta))
+        (metas / f"fuzz_{i:03d}.json").write_text(json.dumps({**meta, "video_id": f"fuzz_{i:03d}"}))
+    (metas / "good.json").write_text(json.dumps({**meta, "video_id": "good"}))
 
     t0 = time.perf_counter()
     summary = ingest(root, IngestConfig(probe_timeout_s=10))
@@ -76,6 +76,7 @@ def test_mutated_mp4s_never_crash_or_hang_the_batch(demo_mp4: Path, tmp_path: Pa
     for q in summary.quarantined:
         assert q["reason"].startswith(q["path"] + ": ") and "\n" not in q["reason"]
         assert len(q["reason"]) < 400
+    assert not any("metadata" in q["reason"] for q in summary.quarantined)  # only media faults
     for r in summary.manifest:  # whatever got through is self-consistent
         assert r["duration"] > 0 and r["fps"] > 0 and r["width"] * r["height"] > 0
     assert elapsed < CASES * 10, f"fuzz batch took {elapsed:.0f} s"
