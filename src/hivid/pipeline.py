@@ -178,6 +178,9 @@ def summary_text(root: Path, result: dict[str, Any]) -> str:
         for line in ingest_q.read_text().splitlines():
             if line.strip():
                 lines.append(f"  quarantined at ingest: {json.loads(line)['reason']}")
+    report = root / "outputs" / "quarantine" / "report.md"
+    if report.exists():
+        lines.append(f"quarantine report (every bad file and why): {report}")
     metrics = root / "outputs" / "eval" / "metrics.json"
     if metrics.exists():
         m = read_json(metrics)
