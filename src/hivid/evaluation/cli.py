@@ -13,7 +13,8 @@ from hivid.cli_common import PATH, guard, params_option, progress, project_root
 
 @click.group()
 def evaluate() -> None:
-    """Evaluation: the pipeline stage (`model`) and scorers for any predictions (`dense`)."""
+    """Evaluation: the pipeline stage (`model`) and scorers for any files (`dense`, `captions`,
+    `narration`, `titles`)."""
 
 
 @evaluate.command("model")

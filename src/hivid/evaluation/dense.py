@@ -130,6 +130,7 @@ def check_inputs(
     max_proposals: int = 1000,
     where: str = "",
     all_gt_ids: set[str] | None = None,
+    pred_where: str = "",
 ) -> tuple[dict[str, Any], dict[str, list[dict[str, Any]]], list[str]]:
     """Validate ActivityNet GT + prediction objects; returns (gt, results, warnings).
 
@@ -141,7 +142,7 @@ def check_inputs(
         raise ValueError(f"{where}ground truth must be a non-empty object {{video_id: {{...}}}}")
     missing_fields = [k for k in ("results", "version", "external_data") if k not in pred]
     if "results" in missing_fields or not isinstance(pred.get("results"), Mapping):
-        raise ValueError(f"{where}predictions need a 'results' object {{video_id: [...]}}")
+        raise ValueError(f"{pred_where}predictions need a 'results' object {{video_id: [...]}}")
     if missing_fields:
         w.append(f"prediction file lacks {missing_fields} (the reference evaluator rejects it)")
     clean_gt: dict[str, Any] = {}
@@ -166,14 +167,14 @@ def check_inputs(
     n_rev = n_beyond = n_dup = n_cut = 0
     for vid, items in pred["results"].items():
         if not isinstance(items, list):
-            raise ValueError(f"{where}predictions {vid!r}: expected a list of segments")
+            raise ValueError(f"{pred_where}predictions {vid!r}: expected a list of segments")
         seen: set[tuple[float, float, str]] = set()
         for it in items:
             t = it.get("timestamp") if isinstance(it, Mapping) else None
             if not (isinstance(t, list | tuple) and len(t) == 2 and all(_is_num(x) for x in t)):
-                raise ValueError(f"{where}predictions {vid!r}: bad timestamp in {it!r}")
+                raise ValueError(f"{pred_where}predictions {vid!r}: bad timestamp in {it!r}")
             if not isinstance(it.get("sentence"), str):
-                raise ValueError(f"{where}predictions {vid!r}: 'sentence' must be a string")
+                raise ValueError(f"{pred_where}predictions {vid!r}: 'sentence' must be a string")
             n_rev += t[0] > t[1]
             dur = clean_gt.get(vid, {}).get("duration")
             n_beyond += _is_num(dur) and (max(t) > dur or min(t) < 0)
@@ -235,10 +236,12 @@ def dense_scores(
     tious: Sequence[float] = TIOUS,
     max_proposals: int = 1000,
     soda: bool = True,
+    names: Sequence[str] | None = None,
 ) -> dict[str, Any]:
     """Every dense-captioning metric of one GT / prediction pair; see the module docstring.
 
     ``prediction`` is the whole prediction file object (``{"version", "results", ...}``).
+    ``names``: the GT file names then the prediction file name (for error messages).
     ``ground_truth`` is one GT object or several (ActivityNet's val_1 + val_2): then captions
     pair with the events of every file, Precision and Recall take the best file per video
     (separately), and SODA_c is the mean over files (as PDVC's ``eval_soda``).
@@ -248,10 +251,10 @@ def dense_scores(
     if not files:
         raise ValueError("no ground-truth file given")
     ids = {v for f in files if isinstance(f, Mapping) for v in f}
+    gt_names = list(names[:-1]) if names else [f"GT file {k + 1}" for k in range(len(files))]
+    pred_where = f"{names[-1]}: " if names else ""
     checked = [
-        check_inputs(
-            f, prediction, max_proposals, f"GT file {k + 1}: " if len(files) > 1 else "", ids
-        )
+        check_inputs(f, prediction, max_proposals, f"{gt_names[k]}: ", ids, pred_where)
         for k, f in enumerate(files)
     ]
     gts = [c[0] for c in checked]
@@ -477,7 +480,8 @@ def evaluate_files(
             if not isinstance(g, Mapping):
                 raise ValueError(f"{p}: ground truth must be a JSON object")
         tok = CaptionTokenizer(mode=tokenizer_mode, segmenter=segmenter)  # type: ignore[arg-type]
-        out = dense_scores(gts, pred, tok, meteor, tious, max_proposals)
+        names = [str(p) for p in (*paths, pred_path)]
+        out = dense_scores(gts, pred, tok, meteor, tious, max_proposals, names=names)
         out["evaluator"] = evaluator_identity(tok, meteor)
     out["definitions"] = DEFINITIONS
     return out
