@@ -105,6 +105,15 @@ def test_endpoint_gives_up_with_one_clear_error() -> None:
     assert "after 3 attempts" in msg and "ConnectError" in msg
     assert "\n" not in msg
     assert sleeps == [1.0, 2.0]
+    # The next call fails at once with the same message (no new requests, no waiting) ...
+    with pytest.raises(LLMError, match="unreachable after 3 attempts"):
+        llm.complete("y")
+    assert sleeps == [1.0, 2.0]
+    # ... until DOWN_S has passed.
+    llm._clock = lambda: 1e12
+    with pytest.raises(LLMError):
+        llm.complete("z")
+    assert sleeps == [1.0, 2.0, 1.0, 2.0]
 
 
 def test_endpoint_client_error_is_not_retried() -> None:

@@ -9,8 +9,10 @@
   loads as is. The model is a base model, so prompts are completion style.
 - ``EndpointLLM``: ``POST {base_url}/chat/completions`` (vLLM, a hosted Qwen, ...) over httpx with a
   per-request timeout, retries with exponential backoff on connection errors, timeouts, 429 and 5xx,
-  and one ``LLMError`` naming the URL when it stays unreachable. The API key is read from the
-  environment variable named in the config and is never logged or put in an error message.
+  and one ``LLMError`` naming the URL when it stays unreachable (later calls then fail at once for
+  ``DOWN_S`` seconds, so a batch falls back to the deterministic passes quickly). The API key is
+  read from the environment variable named in the config and is never logged or put in an error
+  message.
 
 ``make_llm(cfg)`` builds the configured backend (``None`` when ``backend: none``).
 """
@@ -122,6 +124,8 @@ def cut_at_stop(text: str, stop: list[str] | None) -> str:
 # ------------------------------------------------------------------------------------------------
 
 _RETRY_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
+DOWN_S = 60.0
+"""After an endpoint stays unreachable, calls in the next DOWN_S seconds fail at once."""
 
 
 class EndpointLLM:
@@ -148,6 +152,8 @@ class EndpointLLM:
                 )
             headers["Authorization"] = f"Bearer {key}"
         self._sleep = sleep
+        self._clock = time.monotonic
+        self._down: tuple[float, str] | None = None  # (until, error) after an unreachable call
         self._client = httpx.Client(
             timeout=httpx.Timeout(cfg.timeout_s), headers=headers, transport=transport
         )
@@ -165,6 +171,8 @@ class EndpointLLM:
             "temperature": 0.0,
             "max_tokens": max_new_tokens or self.cfg.max_new_tokens,
         }
+        if self._down is not None and self._clock() < self._down[0]:
+            raise LLMError(self._down[1])  # fail fast instead of retrying every sentence
         attempts = self.cfg.max_retries + 1
         last = ""
         for attempt in range(attempts):
@@ -193,7 +201,9 @@ class EndpointLLM:
                     f"LLM endpoint {self.url} returned an unexpected body ({type(exc).__name__}): "
                     f"{resp.text[:200]!r}"
                 ) from None
-        raise LLMError(f"LLM endpoint {self.url} unreachable after {attempts} attempts: {last}")
+        msg = f"LLM endpoint {self.url} unreachable after {attempts} attempts: {last}"
+        self._down = (self._clock() + DOWN_S, msg)
+        raise LLMError(msg)
 
     def complete(
         self, prompt: str, max_new_tokens: int = 128, stop: list[str] | None = None
