@@ -204,3 +204,16 @@ def test_two_reference_files_equal_reference_numbers(meteor: Meteor) -> None:
         assert ours[k] == pytest.approx(v, abs=1e-6), k
     assert "v_only_in_2" in ours["per_video"]  # a video of the second file only still counts
     assert not any("v_only_in_2" in w and "not in the GT" in w for w in ours["warnings"])
+
+
+@pytest.mark.slow
+def test_reference_code_cannot_score_chinese() -> None:
+    """The reference semantics on the Chinese set: SODA_c is 0 and the dense evaluator crashes in
+    CIDEr (every sentence is empty after non-ASCII removal); ours scores it (fast test above)."""
+    from tests.unit.test_eval_reference import reference_densevid, reference_soda_c
+
+    gt = json.loads((DATA / "zh_gt.json").read_text())
+    pred = json.loads((DATA / "zh_pred.json").read_text())
+    assert reference_soda_c(gt, pred) == 0.0
+    with pytest.raises(ValueError, match="empty"):
+        reference_densevid(gt, pred, [0.5])
