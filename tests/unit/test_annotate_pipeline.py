@@ -342,3 +342,39 @@ def test_llm_wiring_and_its_cache_identity(
     rec2 = json.loads((tmp_path / "ann" / "talk.json").read_text())
     assert rec2["cached_steps"] == ["asr", "frames", "correction"] and llm2.calls == {}
     assert all(c["script_label_source"] == "prototype-nn" for c in rec2["chapters"])
+
+
+class DownLLM:
+    """Test fake LLM whose every call fails like an unreachable endpoint."""
+
+    name = "down"
+
+    def complete(
+        self, prompt: str, max_new_tokens: int = 128, stop: list[str] | None = None
+    ) -> str:
+        from hivid.annotate.llm import LLMError
+
+        raise LLMError("LLM endpoint http://127.0.0.1:9/v1/chat/completions unreachable")
+
+
+def test_llm_outage_falls_back_and_is_not_cached(
+    corpus: tuple[Path, list[dict[str, Any]]], tmp_path: Path
+) -> None:
+    root, entries = corpus
+    cfg = tiny_cfg(llm={"backend": "endpoint", "model": "fake"})
+    out = tmp_path / "ann"
+    s = annotate_batch(entries[:1], root, out, cfg, models=Models(cfg, llm=DownLLM()))
+    assert s.annotated == ["talk"] and s.quarantined == []  # deterministic fallback
+    rec = json.loads((out / "talk.json").read_text())
+    assert rec["correction"]["llm_errors"] > 0
+    assert rec["correction"]["relevance_scorer"] == "llm:down+exemplar-knn"
+    assert rec["step_keys"]["correction"] is None and rec["step_keys"]["chapters"] is None
+    # With the LLM back, the video is not served from cache: correction and chapters re-run.
+    llm = EchoLLM()
+    s2 = annotate_batch(entries[:1], root, out, cfg, models=Models(cfg, llm=llm))
+    assert s2.annotated == ["talk"] and s2.cached == []
+    rec2 = json.loads((out / "talk.json").read_text())
+    assert rec2["cached_steps"] == ["asr", "frames"] and rec2["correction"]["llm_errors"] == 0
+    assert None not in rec2["step_keys"].values()
+    s3 = annotate_batch(entries[:1], root, out, cfg, models=Models(cfg, llm=EchoLLM()))
+    assert s3.cached == ["talk"]

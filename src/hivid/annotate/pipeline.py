@@ -16,7 +16,8 @@ Record (``schema_version`` 2), written atomically as ``<out_dir>/<video_id>.json
 indent 1)::
 
     {"schema_version": 2, "video_id", "sha256", "duration", "cache_key",
-     "step_keys": {"asr", "frames", "correction", "chapters"},
+     "step_keys": {"asr", "frames", "correction", "chapters"} (null: not cacheable, an LLM call
+                   failed and the deterministic fallback was used),
      "asr": {"backend", "model", "model_sha256", "language", "word_timestamps", "audio": bool,
              "segments": [{"start", "end", "text", "words": [{"start", "end", "word", "score"}],
                            "text_raw", "relevance": 0-5|null, "kept": bool,
@@ -48,7 +49,7 @@ import json
 import multiprocessing
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -63,7 +64,7 @@ from hivid.annotate.frames import (
     describe_frames,
     get_ocr_describer,
 )
-from hivid.annotate.llm import LLM, LLMConfig, make_llm
+from hivid.annotate.llm import LLM, LLMConfig, LLMError, make_llm
 from hivid.annotate.models import resolve_asr_model
 from hivid.annotate.prompts import prompt_hashes
 from hivid.annotate.storyline import (
@@ -379,7 +380,7 @@ def step_keys(
     return {"asr": asr, "frames": frames, "correction": correction, "chapters": chapters}
 
 
-def cache_key(keys: dict[str, str]) -> str:
+def cache_key(keys: Mapping[str, str | None]) -> str:
     """The record's overall key: a hash of its four sub-step keys."""
     return _hash({"v": SCHEMA_VERSION, **{k: keys[k] for k in STEPS}})
 
@@ -515,6 +516,8 @@ def annotate_video(
     ids = identities if identities is not None else model_identities(cfg)
     keys = step_keys(sha256, metadata, cfg, ids)
     reused: list[str] = []
+    llm_failed = False  # an LLM call failed in correction: it and chapters are not cached
+    chapters_llm_failed = False
     timings = {f"{s}_s": 0.0 for s in STEPS}
     bar = _step_bar(video_id, cfg.progress_bars)
     prev = previous or {}
@@ -607,6 +610,7 @@ def annotate_video(
             llm_max_edit_ratio=cfg.llm_max_edit_ratio,
         )
         segments = res.segments
+        llm_failed = llm_failed or res.llm_errors > 0
         kept = sum(1 for s in segments if s["kept"])
         correction_rec = {
             "relevance_scorer": res.relevance_scorer,
@@ -642,22 +646,32 @@ def annotate_video(
             cfg.max_summary_chars,
             extra_cuts=[x["t"] for x in shifts],
         )
-        _label_chapters(chapters, kept_segs, metadata, asr_rec.get("language"), cfg, models)
+        errors = _label_chapters(
+            chapters, kept_segs, metadata, asr_rec.get("language"), cfg, models
+        )
         llm = models.llm if cfg.llm_refine else None
         if llm is not None:
-            refine_with_llm(llm, tcot, chapters, frames, kept_segs, metadata)
+            errors += refine_with_llm(llm, tcot, chapters, frames, kept_segs, metadata)
+        chapters_llm_failed = errors > 0
     timings["chapters_s"] = time.perf_counter() - t
     bar.update()
     bar.close()
 
+    # A sub-step whose LLM calls failed fell back to the deterministic passes: record no key for
+    # it (and for chapters, which depend on it), so the next run with the LLM back redoes them.
+    recorded: dict[str, str | None] = dict(keys)
+    if llm_failed:
+        recorded["correction"] = recorded["chapters"] = None
+    if chapters_llm_failed:
+        recorded["chapters"] = None
     emb_sha = ids.get("embedder") if cfg.embedder else None
     return {
         "schema_version": SCHEMA_VERSION,
         "video_id": video_id,
         "sha256": sha256,
         "duration": _r(duration),
-        "cache_key": cache_key(keys),
-        "step_keys": keys,
+        "cache_key": cache_key(recorded),
+        "step_keys": recorded,
         "asr": asr_rec,
         "correction": correction_rec,
         "frames": frames_rec,
@@ -688,8 +702,10 @@ def _label_chapters(
     language: str | None,
     cfg: AnnotateConfig,
     models: Models,
-) -> None:
-    """Add ``script_label``, ``script_label_source`` and ``word_budget`` to each chapter."""
+) -> int:
+    """Add ``script_label``, ``script_label_source`` and ``word_budget`` to each chapter.
+
+    Returns the number of failed LLM calls."""
     from hivid.annotate.chapters import sentences_in
 
     sents = [
@@ -701,6 +717,7 @@ def _label_chapters(
     ]
     texts = [" ".join(x) for x in sents]
     labels: list[tuple[str, str]] = [("others", "none")] * len(chapters)
+    errors = 0
     if cfg.script_labels:
         labeler = models.labeler
         if labeler is not None:
@@ -712,14 +729,15 @@ def _label_chapters(
                     continue
                 try:
                     got = llm_script_label(llm, text, metadata)
-                except Exception:  # an LLM outage keeps the embedding label
-                    got = None
+                except LLMError:  # an LLM outage keeps the embedding label
+                    got, errors = None, errors + 1
                 if got is not None:
                     labels[i] = (got, f"llm:{llm.name}")
     for c, (lab, src) in zip(chapters, labels, strict=True):
         c["script_label"] = lab
         c["script_label_source"] = src
         c["word_budget"] = budget(float(c["end"]) - float(c["start"]), language)
+    return errors
 
 
 # ------------------------------------------------------------------------------------------------
