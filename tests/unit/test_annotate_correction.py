@@ -203,6 +203,26 @@ def test_llm_relevance_and_guarded_correction() -> None:
         llm_max_edit_ratio=0.5,
     )
     assert res2.segments[0]["text"] == "Meet the Zenthe Morning Mug." and res2.llm_changes == 0
+    # Dropping a word ("today") or adding one that no metadata term has is rejected too;
+    # substitutions and the term's own words pass.
+    for answer, ok in (
+        ("Get the Zenthe Morning Mug for 12 dollars.", False),
+        ("Get the Zenthe Morning Mug today for 12 dollars now.", False),
+        ("Get the Zenthe Morning Mug today for 12 dollars!", True),
+        ("Get the red Zenthe Morning Mug today for 12 dollars.", True),
+    ):
+        llm3 = ScriptedLLM(["5", answer])
+        res3 = correct_segments(
+            [seg("Get the Zenthe Morning Mug today for 12 dollars.")],
+            MUG,
+            threshold=4,
+            relevance=None,
+            llm=llm3,
+            llm_relevance_on=True,
+            llm_correct_on=True,
+            llm_max_edit_ratio=0.5,
+        )
+        assert (res3.segments[0]["text"] == answer) is ok, answer
 
 
 def test_every_prompt_renders() -> None:

@@ -23,7 +23,8 @@ Correction, in two passes:
    mentions lock their span first, so a correct colour is never "corrected" into the brand.
 2. LLM (when configured): the ``correct`` prompt with the metadata as JSON; the answer is
    accepted only when it stays close to the lexicon-corrected text (word edit ratio <=
-   ``llm_max_edit_ratio``), so a small model cannot rewrite the sentence.
+   ``llm_max_edit_ratio``), drops no word and adds only words of metadata terms, so a small
+   model cannot rewrite or shorten the sentence.
 
 Every segment records ``text_raw`` (ASR), ``text`` (corrected), ``relevance``, ``kept`` and
 ``corrections`` ([{"from", "to", "source"}]).
@@ -328,7 +329,44 @@ def llm_correct(llm: LLM, text: str, metadata: dict[str, Any], max_edit_ratio: f
     a, b = _words(text.lower()), _words(answer.lower())
     if edit_distance(a, b) > max_edit_ratio * max(1, len(a)):
         return None
+    allowed = {w.lower() for t in metadata_terms(metadata) for w in t.words}
+    dropped, added = _indels(a, b)
+    new, gone = set(b) - set(a), set(a) - set(b)
+    # A correction substitutes words; it may merge ("to day" -> "today") or split words and add
+    # metadata terms' words, but never drop or add other words.
+    if any(not any(w in o for o in new) for w in dropped):
+        return None
+    if any(w not in allowed and not any(w in g for g in gone) for w in added):
+        return None
     return answer
+
+
+def _indels(a: tuple[str, ...], b: tuple[str, ...]) -> tuple[list[str], list[str]]:
+    """(words deleted from ``a``, words inserted into ``b``) on a minimal edit alignment."""
+    n, m = len(a), len(b)
+    d = [[0] * (m + 1) for _ in range(n + 1)]
+    for i in range(n + 1):
+        d[i][0] = i
+    for j in range(m + 1):
+        d[0][j] = j
+    for i in range(1, n + 1):
+        for j in range(1, m + 1):
+            d[i][j] = min(
+                d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + (a[i - 1] != b[j - 1])
+            )
+    dropped: list[str] = []
+    added: list[str] = []
+    i, j = n, m
+    while i or j:
+        if i and j and d[i][j] == d[i - 1][j - 1] + (a[i - 1] != b[j - 1]):
+            i, j = i - 1, j - 1
+        elif i and d[i][j] == d[i - 1][j] + 1:
+            dropped.append(a[i - 1])
+            i -= 1
+        else:
+            added.append(b[j - 1])
+            j -= 1
+    return dropped, added
 
 
 @dataclass
