@@ -138,6 +138,8 @@ def build_dataset(
                     "asr": [
                         {"start": s["start"], "end": s["end"], "text": s["text"]}
                         for s in ann["asr"]["segments"]
+                        # schema v2: sentences the relevance filter dropped are not model input
+                        if s.get("kept", True)
                     ],
                     "tcot": ann["tcot"],
                     "chapters": ann["chapters"],
