@@ -17,7 +17,7 @@ import os
 import urllib.request
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from prefect import flow, get_run_logger, task
 from prefect.runtime import flow_run
@@ -85,8 +85,15 @@ def train_on_pool(deployment: str, root: str, parent_run_id: str) -> dict[str, s
     """Run the training stages as the GPU deployment's flow run and wait for it."""
     from prefect.deployments import run_deployment
 
-    fr = run_deployment(
-        deployment, parameters={"repo": root, "parent_run_id": parent_run_id}, as_subflow=True
+    from prefect.client.schemas.objects import FlowRun
+
+    # Called from this sync flow, run_deployment returns the FlowRun itself (a coroutine only
+    # when awaited from async code), hence the cast.
+    fr = cast(
+        FlowRun,
+        run_deployment(
+            deployment, parameters={"repo": root, "parent_run_id": parent_run_id}, as_subflow=True
+        ),
     )
     if fr.state is None or not fr.state.is_completed():
         name = fr.state.name if fr.state else "unknown"
