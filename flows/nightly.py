@@ -83,9 +83,8 @@ STAGE_RETRIES = {"annotate": 1}
 
 def train_on_pool(deployment: str, root: str, parent_run_id: str) -> dict[str, str]:
     """Run the training stages as the GPU deployment's flow run and wait for it."""
-    from prefect.deployments import run_deployment
-
     from prefect.client.schemas.objects import FlowRun
+    from prefect.deployments import run_deployment
 
     # Called from this sync flow, run_deployment returns the FlowRun itself (a coroutine only
     # when awaited from async code), hence the cast.
