@@ -40,9 +40,7 @@ def main() -> None:
     "must quarantine; never part of the pinned default corpus.",
 )
 @params_option
-def demo_data(
-    out: Path, videos: int | None, seed: int | None, faults: bool, params: Path
-) -> None:
+def demo_data(out: Path, videos: int | None, seed: int | None, faults: bool, params: Path) -> None:
     """Write the deterministic synthetic demo corpus (same seed -> byte-identical files)."""
 
     def go() -> None:
