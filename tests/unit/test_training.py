@@ -139,10 +139,18 @@ def test_resume_from_last_checkpoint(trained: dict[str, Any]) -> None:
 
 
 def test_generation_returns_text(trained: dict[str, Any]) -> None:
-    model, tok = load_narrator(trained["r2"].model_dir)
     sample = read_split(trained["data"], "test")[0]
-    text, chapters = generate_chapters(model, tok, sample, trained["data"], max_new_tokens=8)
-    assert isinstance(text, str) and isinstance(chapters, list)
+    prompt = {}
+    for stage in ("r1", "r2"):
+        model, tok = load_narrator(trained[stage].model_dir)
+        stats: dict[str, Any] = {}
+        text, chapters = generate_chapters(
+            model, tok, sample, trained["data"], max_new_tokens=8, stats=stats
+        )
+        assert isinstance(text, str) and isinstance(chapters, list)
+        prompt[stage] = stats["llm_input_tokens"]
+    # the stage-2 model reads the compressed visual input: a shorter prompt than stage 1's
+    assert 0 < prompt["r2"] < prompt["r1"]
 
 
 def test_stage_freezing_sets(trained: dict[str, Any]) -> None:

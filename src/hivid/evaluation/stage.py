@@ -120,14 +120,17 @@ def evaluate_model(
             sources[vid] = "pseudo_labels"
         else:
             continue
+        stats: dict[str, Any] = {}
         text, chapters = generate_chapters(
-            model, tokenizer, row, dataset_dir, max_new_tokens=cfg.max_new_tokens
+            model, tokenizer, row, dataset_dir, max_new_tokens=cfg.max_new_tokens, stats=stats
         )
         results[vid] = [
             {"timestamp": [c["start"], c["end"]], "sentence": _sentence(c)} for c in chapters
         ]
         pred_chapters[vid] = chapters
-        generations.append({"video_id": vid, "text": text, "parsed_chapters": len(chapters)})
+        generations.append(
+            {"video_id": vid, "text": text, "parsed_chapters": len(chapters), **stats}
+        )
     if not gt:
         raise ValueError(f"evaluate: no video of the {cfg.split} split has ground truth")
     if progress:
@@ -142,6 +145,9 @@ def evaluate_model(
             "videos": float(len(gt)),
             "parsed_chapters_per_video": sum(n_pred) / len(n_pred),
             "videos_without_parsable_output": float(sum(1 for n in n_pred if n == 0)),
+            # the prompt the LLM reads: stage 2's compressed input is what makes it cheaper
+            "llm_input_tokens_mean": sum(g["llm_input_tokens"] for g in generations)
+            / len(generations),
         }
     )
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -24,6 +24,7 @@ def generate_chapters(
     dataset_dir: Path,
     max_new_tokens: int = 128,
     chapter_share: float = CHAPTER_SHARE,
+    stats: dict[str, Any] | None = None,
 ) -> tuple[str, list[dict[str, Any]]]:
     """Generate one video's narration -> (raw text, parse_chapters(text)).
 
@@ -31,6 +32,7 @@ def generate_chapters(
     ``(1 - chapter_share) * max_new_tokens`` tokens; when it has not reached ``<chapters>`` by
     then (a long or looping chain of thought), ``</think>`` and ``<chapters>`` are forced and
     the rest of the budget generates the chapters, so a run-on TCoT cannot starve them.
+    ``stats``, when given, receives ``llm_input_tokens`` (the prompt length the LLM reads).
     """
     model.eval()
     prepared = prepare_sample(sample, dataset_dir, tokenizer, model.input_spec(), with_target=False)
@@ -39,6 +41,8 @@ def generate_chapters(
         k: v.to(device) if isinstance(v, torch.Tensor) else v
         for k, v in collate([prepared], int(tokenizer.pad_token_id)).items()
     }
+    if stats is not None:
+        stats["llm_input_tokens"] = int(batch["input_ids"].shape[1])  # (1, T): T
     eos, pad = int(tokenizer.eos_token_id), int(tokenizer.pad_token_id)
     think_budget = max(1, round(max_new_tokens * (1.0 - chapter_share)))
     ids = model.generate(batch, think_budget, eos, pad)[0]  # (new,)
