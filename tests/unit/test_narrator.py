@@ -186,3 +186,31 @@ def test_load_errors_name_the_path(tmp_path: Path) -> None:
     (tmp_path / "narrator_config.json").write_text("{", encoding="utf-8")
     with pytest.raises(NarratorLoadError, match="invalid JSON"):
         load_narrator(tmp_path)
+
+
+def test_unpadded_batch_reaches_sdpa_without_a_dense_mask(
+    tiny: HiVidNarrator, tok: PreTrainedTokenizerFast, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No padding -> SDPA gets no mask tensor (so it can use causal flash attention on a GPU).
+
+    Passing attention_mask=None made transformers 4.57 build a dense (T, T) "packed sequence"
+    mask: 21 GiB per layer at the paper's 1e5 tokens, flash ruled out (measured on an H200).
+    """
+    from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
+
+    masks: list[torch.Tensor | None] = []
+    sdpa = ALL_ATTENTION_FUNCTIONS["sdpa"]
+
+    def spy(module: torch.nn.Module, q: torch.Tensor, *args: object, **kwargs: object) -> object:
+        if getattr(module, "is_causal", False):  # LLM layers, not the vision tower
+            masks.append(args[2] if len(args) > 2 else kwargs.get("attention_mask"))  # type: ignore[arg-type]
+        return sdpa(module, q, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setitem(ALL_ATTENTION_FUNCTIONS._global_mapping, "sdpa", spy)
+    b = batch(tiny, tok)
+    assert bool(b["attention_mask"][1].all())  # the longer video: nothing padded
+    one = {k: v[1:2] for k, v in b.items() if k != "attention_mask" and torch.is_tensor(v)}
+    assert masks == []
+    tiny.eval()
+    tiny(one)
+    assert masks and all(m is None for m in masks)
