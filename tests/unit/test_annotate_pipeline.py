@@ -269,9 +269,12 @@ def test_annotate_video_vision_only(corpus: tuple[Path, list[dict[str, Any]]]) -
 
 
 @pytest.mark.slow
-def test_process_pool_workers(corpus: tuple[Path, list[dict[str, Any]]], tmp_path: Path) -> None:
+@pytest.mark.parametrize("parallel", ["process", "dask"])
+def test_process_pool_workers(
+    corpus: tuple[Path, list[dict[str, Any]]], tmp_path: Path, parallel: str
+) -> None:
     root, entries = corpus
-    s = annotate_batch(entries, root, tmp_path / "ann", tiny_cfg(workers=2))
+    s = annotate_batch(entries, root, tmp_path / "ann", tiny_cfg(workers=2, parallel=parallel))
     assert s.annotated == ["mute", "talk"]
     assert [q["video_id"] for q in s.quarantined] == ["corrupt"]
     rec = json.loads((tmp_path / "ann" / "talk.json").read_text())

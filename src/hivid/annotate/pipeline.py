@@ -44,6 +44,7 @@ re-annotated.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import multiprocessing
@@ -166,7 +167,10 @@ class AnnotateConfig:
     vlm_max_new_tokens: int = 96
     """vlm: longest frame caption in tokens."""
     parallel: Literal["process", "dask", "ray"] = "process"
-    """Fan-out over videos when workers > 1: local processes, a local Dask cluster or Ray."""
+    """Fan-out over videos when workers > 1: local processes, a Dask cluster or Ray."""
+    dask_address: str | None = None
+    """Scheduler of an existing Dask cluster (e.g. tcp://10.0.0.5:8786) for parallel: dask; None
+    starts a local cluster of ``workers`` processes on 127.0.0.1 (no dashboard)."""
     progress_bars: bool = True
     """tqdm bars per video and sub-step on stderr (shown on a terminal only)."""
 
@@ -844,10 +848,20 @@ def _fan_out(
             raise RuntimeError(
                 "annotate.parallel is 'dask' but dask.distributed is not installed"
             ) from None
-        with (
-            LocalCluster(n_workers=n, threads_per_worker=1, processes=True) as cluster,
-            Client(cluster) as client,
-        ):
+        with contextlib.ExitStack() as stack:
+            if cfg.dask_address:
+                client = stack.enter_context(Client(cfg.dask_address))
+            else:
+                cluster = stack.enter_context(
+                    LocalCluster(
+                        n_workers=n,
+                        threads_per_worker=1,
+                        processes=True,
+                        host="127.0.0.1",
+                        dashboard_address=None,
+                    )
+                )
+                client = stack.enter_context(Client(cluster))
             futs = {
                 client.submit(_dask_task, e, str(data_root), str(out_dir), cfg, ids, pure=False): e
                 for e in todo
