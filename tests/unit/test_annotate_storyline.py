@@ -22,6 +22,8 @@ from hivid.annotate.storyline import (
 from hivid.io import write_json
 from hivid.labels import SCRIPT_LABELS
 
+from .test_annotate_correction import ScriptedLLM
+
 
 class TopicEmbedder:
     """Test fake: one axis per topic keyword (real MiniLM runs in the pipeline tests)."""
@@ -92,20 +94,6 @@ def test_script_labeler_with_real_minilm() -> None:
     )
     assert [g[0] for g in got] == ["call_to_action", "sore_point", "others"]
     assert got[2][1] == 0.0 and 0 < got[0][1] <= 1
-
-
-class ScriptedLLM:
-    name = "scripted"
-
-    def __init__(self, answers: list[str]) -> None:
-        self.answers = list(answers)
-        self.prompts: list[str] = []
-
-    def complete(
-        self, prompt: str, max_new_tokens: int = 128, stop: list[str] | None = None
-    ) -> str:
-        self.prompts.append(prompt)
-        return self.answers.pop(0)
 
 
 def test_llm_script_label_is_validated() -> None:
