@@ -52,7 +52,12 @@ def main() -> None:
             t0 = time.perf_counter()
             result = nightly(repo=str(ws), demo=False)
             times[label] = time.perf_counter() - t0
-            stages[label] = result["stages"]
+            stages[label] = {
+                k: f"{v} ({result['seconds'].get(k, '-')} s)" for k, v in result["stages"].items()
+            }
+            stages[label]["after"] = {
+                k: v for k, v in result["seconds"].items() if k not in result["stages"]
+            }
     out = {
         "videos": args.videos,
         "added_videos": added,

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 import urllib.request
 from datetime import UTC, datetime
 from pathlib import Path
@@ -186,7 +187,7 @@ def nightly(
             return {"status": "skipped (late)", "stages": {}, "text": "skipped: run was late"}
     how = prepare_data(root, demo)
     logger.info("data: %s", how)
-    result: dict[str, Any] = {"stages": {}, "status": "running", "data": how}
+    result: dict[str, Any] = {"stages": {}, "seconds": {}, "status": "running", "data": how}
     name = f"nightly-{datetime.now(UTC):%Y%m%d-%H%M%S}"
     with pipeline_run(Path(root), name, {"prefect.flow_run": str(flow_run.id or "")}) as run:
         result["run_id"] = run.info.run_id
@@ -202,9 +203,12 @@ def nightly(
                             train_on_pool(train_deployment, root, run.info.run_id)
                         )
                     continue
+                t0 = time.perf_counter()
                 result["stages"][stage] = run_stage.with_options(
                     retries=STAGE_RETRIES.get(stage, 0), retry_delay_seconds=10
                 )(root, stage, run.info.run_id)
+                result["seconds"][stage] = round(time.perf_counter() - t0, 2)
+            t0 = time.perf_counter()
             if register_version:
                 result["model"] = register_model(root, run.info.run_id)
                 result["promotion"] = promote_model(
@@ -215,8 +219,11 @@ def nightly(
                     result["report"] = compare_with_champion(
                         root, run.info.run_id, before, result["model"]["version"]
                     )
+            result["seconds"]["register+promote+compare"] = round(time.perf_counter() - t0, 2)
+            t0 = time.perf_counter()
             if push_data:
                 result["push"] = push_to_remote(root)
+            result["seconds"]["push"] = round(time.perf_counter() - t0, 2)
             result["status"] = "succeeded"
         except Exception as exc:
             result["status"] = f"FAILED: {exc}"
