@@ -13,6 +13,7 @@ that uses them)::
     train_stage2  hivid.training.fit.TrainConfig
     evaluate      hivid.evaluation.stage.EvaluateConfig
     registry      hivid.tracking.registry.RegistryConfig
+    warm_start    hivid.training.warmstart.WarmStartConfig
 
 Classes are imported lazily so that `hivid ingest` does not pay for importing torch.
 """
@@ -39,6 +40,7 @@ SECTIONS: dict[str, str] = {
     "train_stage2": "hivid.training.fit:TrainConfig",
     "evaluate": "hivid.evaluation.stage:EvaluateConfig",
     "registry": "hivid.tracking.registry:RegistryConfig",
+    "warm_start": "hivid.training.warmstart:WarmStartConfig",
 }
 
 

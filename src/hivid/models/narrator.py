@@ -337,6 +337,13 @@ class HiVidNarrator(nn.Module):
         self.compressor = SPACompressor(self.cfg.compressor)
         self.time_encoder = GRUTimeEncoder(self.cfg.time_encoder)
 
+    def remove_compressor(self) -> None:
+        """Drop the compressor and time encoder: a stage-2 model continued by a warm stage 1
+        (stage 2 freezes everything else, so what remains is that model's stage-1 narrator)."""
+        self.compressor = None
+        self.time_encoder = None
+        self.cfg = dataclasses.replace(self.cfg, use_compressor=False)
+
     def input_spec(self) -> InputSpec:
         c = self.cfg.compressor
         return InputSpec(
@@ -632,6 +639,23 @@ def load_narrator_config(model_dir: Path) -> NarratorConfig:
     except json.JSONDecodeError as exc:
         raise NarratorLoadError(f"{path}: invalid JSON ({exc})") from None
     return from_mapping(NarratorConfig, data, str(path))
+
+
+def load_compressor_weights(model: HiVidNarrator, model_dir: Path) -> None:
+    """Copy the compressor and time-encoder weights of the narrator saved in ``model_dir`` into
+    ``model`` (a warm stage 2: the champion's compressor on tonight's stage-1 backbone)."""
+    if model.compressor is None or model.time_encoder is None:
+        raise NarratorLoadError("load_compressor_weights: the model has no compressor")
+    heads = load_file(str(Path(model_dir) / HEADS_FILE))
+    for name in ("compressor", "time_encoder"):
+        part: nn.Module = getattr(model, name)
+        sub = {k.split(".", 1)[1]: v for k, v in heads.items() if k.split(".", 1)[0] == name}
+        try:
+            part.load_state_dict(sub, strict=True)
+        except RuntimeError as exc:
+            raise NarratorLoadError(
+                f"{model_dir}: its {name} does not fit this model ({str(exc)[:200]})"
+            ) from None
 
 
 def load_narrator(model_dir: Path) -> tuple[HiVidNarrator, PreTrainedTokenizerBase]:

@@ -1,6 +1,7 @@
 """`hivid lineage`: walk a model back to its raw videos and verify every link that can be verified.
 
-Chain: model version -> train_stage2 run -> train_stage1 run -> build_dataset run -> validate run
+Chain: model version -> train_stage2 run -> train_stage1 run (-> the warm-start parent model, when
+stage 1 continued the champion) -> build_dataset run -> validate run
 (quality-gate result) -> annotate run (models, prompts) -> ingest run -> data.dvc md5 + git commit
 -> raw videos (content hashes). Runs are linked by the ``upstream.<stage>.run`` tags every stage
 sets; each link is VERIFIED (recomputed and equal), MISMATCH (recomputed and different) or
@@ -217,6 +218,12 @@ def trace(root: Path, ref: str) -> Lineage:
         del prev
     if mv is not None:
         links.insert(0, _verify_model_version(mv))
+    if "train_stage1" in runs:
+        warm = _verify_warm_start(runs["train_stage1"])
+        if warm is not None:
+            links.insert(
+                links.index(next(x for x in links if x.name == "train_stage1 run")) + 1, warm
+            )
     gate = runs.get("validate")
     if gate is not None:
         links.append(_verify_gate(gate, runs))
@@ -252,6 +259,44 @@ def _verify_model_version(mv: Any) -> Link:
             "model version", "MISMATCH", f"checkpoint sha256 {actual} != {expected}", detail
         )
     return Link("model version", "VERIFIED", "checkpoint sha256 recomputed and equal", detail)
+
+
+def _verify_warm_start(stage1: Run) -> Link | None:
+    """The warm-start link: the model stage 1 continued (hivid.training.warmstart), its recorded
+    checkpoint hash checked against the registry and recomputed from its artifacts."""
+    tags = stage1.data.tags
+    mode = tags.get("warm_start.mode")
+    if mode is None:  # trained before incremental training existed
+        return None
+    detail: dict[str, Any] = {
+        k.removeprefix("warm_start."): v for k, v in tags.items() if k.startswith("warm_start.")
+    }
+    if "upstream.warm_start.run" in tags:
+        detail["run_id"] = tags["upstream.warm_start.run"]
+    if mode != "warm":
+        return Link(
+            "warm start", "VERIFIED", f"none: trained from scratch ({detail.get('reason')})", detail
+        )
+    ref, recorded = tags.get("warm_start.parent", ""), tags.get("warm_start.parent_sha256", "")
+    name, _, version = ref.rpartition("/")
+    try:
+        parent = MlflowClient().get_model_version(name, version)
+    except (mlflow.exceptions.MlflowException, ValueError):
+        return Link("warm start", "MISMATCH", f"parent {ref} is not in the registry", detail)
+    detail["parent_lineage"] = f"hivid lineage models:/{ref}"
+    if (parent.tags or {}).get("model.sha256") != recorded:
+        return Link(
+            "warm start", "MISMATCH", f"{ref} is registered with another checkpoint hash", detail
+        )
+    checked = _verify_model_version(parent)
+    if checked.status != "VERIFIED":
+        return Link("warm start", checked.status, f"parent {ref}: {checked.reason}", detail)
+    return Link(
+        "warm start",
+        "VERIFIED",
+        f"continued {ref} (chain {detail.get('chain')}): its checkpoint sha256 recomputed, equal",
+        detail,
+    )
 
 
 def _verify_gate(gate: Run, runs: dict[str, Run]) -> Link:

@@ -34,6 +34,7 @@ from hivid.models.narrator import (
     NarratorConfig,
     create_narrator,
     create_tokenizer,
+    load_compressor_weights,
     load_narrator,
     save_narrator,
 )
@@ -114,6 +115,7 @@ def _initial_model(
     out_dir: Path,
     model_cfg: NarratorConfig,
     init_model_dir: Path | None,
+    warm_from: Path | None = None,
 ) -> tuple[HiVidNarrator, PreTrainedTokenizerBase]:
     if stage == 2:
         if init_model_dir is None:
@@ -121,6 +123,14 @@ def _initial_model(
         model, tok = load_narrator(init_model_dir)
         if not model.use_compressor:
             model.add_compressor(model_cfg.compressor, model_cfg.time_encoder)
+        if warm_from is not None:  # the champion's compressor on tonight's stage-1 backbone
+            load_compressor_weights(model, warm_from)
+        return model, tok
+    if warm_from is not None:
+        if init_model_dir is not None:
+            raise StageError("stage 1 takes init_model_dir or warm_from, not both")
+        model, tok = load_narrator(warm_from)
+        model.remove_compressor()
         return model, tok
     if init_model_dir is not None:
         model, tok = load_narrator(init_model_dir)
@@ -181,6 +191,27 @@ def _metric(metrics: Mapping[str, Any], key: str) -> float:
     return float(value) if value is not None else float("nan")
 
 
+def _untrained(
+    stage: int, model: HiVidNarrator, tok: PreTrainedTokenizerBase, out_dir: Path
+) -> TrainResult:
+    """A 0-step stage: the initial model is the result (a warm start with no new training
+    video keeps the champion's weights)."""
+    from hivid.models.freezing import apply_stage_freezing
+
+    apply_stage_freezing(model, stage)
+    names = sorted(trainable_parameter_names(model))
+    metrics = {
+        "steps": 0.0,
+        "trainable_params": float(sum(p.numel() for p in model.parameters() if p.requires_grad)),
+        "total_params": float(sum(p.numel() for p in model.parameters())),
+    }
+    model_dir = out_dir / "model"
+    if int(getattr(rank_zero_only, "rank", 0)) == 0:
+        save_narrator(model, tok, model_dir)
+        (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2), encoding="utf-8")
+    return TrainResult(model_dir, metrics, names, out_dir / "checkpoints" / "last.ckpt")
+
+
 def train_stage(
     stage: Literal[1, 2],
     dataset_dir: Path,
@@ -190,21 +221,30 @@ def train_stage(
     init_model_dir: Path | None = None,
     logger: Logger | None = None,
     callbacks: Sequence[Callback] = (),
+    warm_from: Path | None = None,
+    max_steps: int | None = None,
 ) -> TrainResult:
     """Train one stage; resumes from ``out_dir/checkpoints/last.ckpt`` when it exists.
 
     A run killed at any step (even mid-epoch) continues from the last checkpoint's global step
     with its optimizer, LR-scheduler and loop state; ``callbacks`` are added to the
-    trainer's.
+    trainer's. ``warm_from`` (a saved stage-2 narrator, the champion) continues that model:
+    stage 1 takes its backbone and projector, stage 2 its compressor and time encoder.
+    ``max_steps`` overrides ``train_cfg.max_steps``; 0 saves the initial model untrained.
     """
     if stage not in (1, 2):
         raise StageError(f"stage must be 1 or 2, got {stage}")
+    steps = train_cfg.max_steps if max_steps is None else max_steps
+    if steps < 0:
+        raise StageError(f"max_steps must be >= 0, got {steps}")
     dataset_dir, out_dir = Path(dataset_dir), Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     L.seed_everything(train_cfg.seed, workers=True, verbose=False)
-    model, tok = _initial_model(stage, dataset_dir, out_dir, model_cfg, init_model_dir)
+    model, tok = _initial_model(stage, dataset_dir, out_dir, model_cfg, init_model_dir, warm_from)
     if train_cfg.max_frames is not None:
         model.cfg = dataclasses.replace(model.cfg, max_frames=train_cfg.max_frames)
+    if steps == 0:
+        return _untrained(stage, model, tok, out_dir)
     model.set_gradient_checkpointing(train_cfg.gradient_checkpointing)
     module = NarratorLightningModule(
         model, train_cfg.lr, train_cfg.weight_decay, train_cfg.warmup_steps, stage
@@ -218,7 +258,7 @@ def train_stage(
         dirpath=ckpt_dir, save_last=True, every_n_train_steps=train_cfg.checkpoint_every_n_steps
     )
     trainer = L.Trainer(
-        max_steps=train_cfg.max_steps,
+        max_steps=steps,
         accelerator=train_cfg.accelerator,
         devices=train_cfg.devices,
         strategy=train_cfg.strategy,
