@@ -145,9 +145,21 @@ def validate(manifest: Path, annotations: Path, out: Path, params: Path) -> None
 @click.option("--annotations", type=PATH, default=Path("outputs/annotations"), show_default=True)
 @click.option("--quality", type=PATH, default=Path("outputs/quality"), show_default=True)
 @click.option("--out", type=PATH, default=Path("outputs/dataset"), show_default=True)
+@click.option(
+    "--frame-cache",
+    type=PATH,
+    default=None,
+    help="Keep sampled frames here between builds (unchanged videos are not decoded again).",
+)
 @params_option
 def build_dataset(
-    data: Path, manifest: Path, annotations: Path, quality: Path, out: Path, params: Path
+    data: Path,
+    manifest: Path,
+    annotations: Path,
+    quality: Path,
+    out: Path,
+    frame_cache: Path | None,
+    params: Path,
 ) -> None:
     """Split by video and write interleaving-ready samples (frames + ASR + targets)."""
     from hivid.stages import run_build_dataset
@@ -155,11 +167,15 @@ def build_dataset(
     def go() -> dict:
         with progress("build-dataset") as bar:
             return run_build_dataset(
-                project_root(), params, data, manifest, annotations, quality, out, bar
+                project_root(), params, data, manifest, annotations, quality, out, bar, frame_cache
             )
 
     s = guard("build-dataset", go)
-    click.echo(f"build-dataset: {s['videos']} videos, splits {s['splits']}, {s['frames']} frames")
+    fc = s.get("frame_cache")
+    cached = f", frame cache {fc['hits']} hits / {fc['misses']} misses" if fc else ""
+    click.echo(
+        f"build-dataset: {s['videos']} videos, splits {s['splits']}, {s['frames']} frames{cached}"
+    )
 
 
 @main.command()

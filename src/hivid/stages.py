@@ -224,7 +224,10 @@ def run_build_dataset(
     quality_dir: Path,
     out: Path,
     progress: Progress = None,
+    frame_cache: Path | None = None,
 ) -> dict[str, Any]:
+    """``frame_cache``: directory of sampled frames kept between builds (None: decode all); its
+    hit/miss counts go to the returned summary and MLflow, never into ``out``."""
     from hivid.data.ingest import read_manifest
     from hivid.dataset.build import DatasetConfig, build_dataset
 
@@ -245,9 +248,11 @@ def run_build_dataset(
         _log_inputs(root, manifest_path, ann_dir, annotations, "dataset-build")
         manifest = read_manifest(manifest_path)
         summary = build_dataset(
-            manifest, annotations, list(gate["passed"]), data, out, cfg, progress
+            manifest, annotations, list(gate["passed"]), data, out, cfg, progress, frame_cache
         )
         mlflow.log_metrics({f"split_{k}": float(v) for k, v in summary["splits"].items()})
+        fc = summary.get("frame_cache") or {}
+        mlflow.log_metrics({f"frame_cache_{k}": float(v) for k, v in fc.items()})
         mlflow.log_metric("frames", float(summary["frames"]))
         log_artifacts_if_exist(out / "splits.json", "dataset")
         log_artifacts_if_exist(out / "summary.json", "dataset")
@@ -264,7 +269,13 @@ def _split_gate(
     from hivid.quality.gate import run_splits_gate
 
     g = run_splits_gate(
-        splits, videos, cfg.val_fraction, cfg.test_fraction, load_section(params, "quality"), out
+        splits,
+        videos,
+        cfg.val_fraction,
+        cfg.test_fraction,
+        load_section(params, "quality"),
+        out,
+        method=cfg.split_method,
     )
     mlflow.set_tag("gx.splits", f"{g.result_id}:{'success' if g.success else 'failure'}")
     log_artifacts_if_exist(out, "dataset/quality")

@@ -59,9 +59,10 @@ def test_params_file_sections_are_validated(tmp_path: Path) -> None:
         read_params(p)
 
 
-def test_split_is_by_video_deterministic_and_complete() -> None:
+@pytest.mark.parametrize("method", ["stable", "exact"])
+def test_split_is_by_video_deterministic_and_complete(method: str) -> None:
     ids = [f"v{i}" for i in range(8)]
-    cfg = DatasetConfig()
+    cfg = DatasetConfig(split_method=method)  # type: ignore[arg-type]
     s1, s2 = split_videos(ids, cfg), split_videos(list(reversed(ids)), cfg)
     assert s1 == s2
     assert sorted(s1["train"] + s1["val"] + s1["test"]) == ids

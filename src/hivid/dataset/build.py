@@ -2,15 +2,28 @@
 
 Output directory::
 
-    splits.json            {"train": [...], "val": [...], "test": [...], "seed", "fractions"}
+    splits.json            {"train": [...], "val": [...], "test": [...], "seed", "split_method"}
     train.jsonl / val.jsonl / test.jsonl   one JSON object per video (format below)
     frames/<video_id>.npy  uint8 (N, H, W, 3): frames sampled at ``fps``, resized to ``frame_size``
     summary.json
 
-Row format: ``{"video_id", "duration", "frame_times", "frames", "asr": [{start, end, text}],
-"tcot": [...], "chapters": [...], "ground_truth": path relative to the data root or null}``.
+Row format: ``{"video_id", "sha256", "duration", "frame_times", "frames",
+"asr": [{start, end, text}], "tcot": [...], "chapters": [...], "metadata",
+"ground_truth": path relative to the data root or null}``; ``sha256`` is the raw video's content
+hash from the ingest manifest (null when the manifest row has none): warm-start training reads it
+to tell new and changed videos from the ones the previous model saw.
 Targets (TCoT, chapters) come from the annotation stage: they are the pseudo-labels the paper's
 pipeline builds; the demo corpus's ground truth is kept apart for evaluation.
+
+Splits (``split_videos``): ``split_method: stable`` (default) puts each video by its own salted
+hash, so adding or removing other videos never moves it (what warm-start training from the last
+model needs: no video it trained on can later land in val/test); ``exact`` cuts the hash order at
+round(n x fraction), exact sizes, but a new video can shift existing ones across a cut.
+
+Frames: with a ``frame_cache`` directory (``hivid.dataset.frame_cache``) a video whose frames were
+sampled before with the same settings is not decoded again; the dataset files are byte-identical
+either way, and the hit/miss counts are in the returned summary only (not in ``summary.json``, so
+a warm build does not change the DVC-tracked dataset).
 """
 
 from __future__ import annotations
@@ -19,15 +32,17 @@ import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 from PIL import Image
 
 from hivid.configbase import require
+from hivid.dataset.frame_cache import FrameCache, cache_key
 from hivid.io import write_bytes_atomic, write_json, write_jsonl
 
 SPLITS = ("train", "val", "test")
+SPLIT_METHODS = ("stable", "exact")
 
 
 @dataclass
@@ -40,6 +55,13 @@ class DatasetConfig:
     """Share of videos in the test split (at least one video once there are 2 or more)."""
     seed: int = 0
     """Salt of the per-video hash that orders videos into splits (changing it reshuffles)."""
+    split_method: Literal["stable", "exact"] = "stable"
+    """``stable``: each video's split comes from its own salted hash u in [0, 1) (test below
+    test_fraction, val below test_fraction + val_fraction, else train), so adding or removing other
+    videos never moves it; sizes are binomial around n x fraction. ``exact``: sizes are
+    round(n x fraction) cut from the hash order, but adding videos can move existing ones across a
+    cut. Both keep the at-least-one rules of tiny corpora (the only case where ``stable`` moves a
+    video; see ``split_videos``)."""
     fps: float = 1.0
     """Frames per second sampled for the model's visual input."""
     frame_size: int = 32
@@ -54,27 +76,57 @@ class DatasetConfig:
             self.val_fraction + self.test_fraction < 1,
             "dataset: val_fraction + test_fraction must be < 1",
         )
+        require(
+            self.split_method in SPLIT_METHODS,
+            f"dataset.split_method must be one of {', '.join(SPLIT_METHODS)}, "
+            f"not {self.split_method!r}",
+        )
         require(self.fps > 0, "dataset.fps must be > 0")
         require(8 <= self.frame_size <= 1024, "dataset.frame_size must be in [8, 1024]")
         require(self.max_frames >= 1, "dataset.max_frames must be >= 1")
 
 
+def _digest(video_id: str, seed: int) -> str:
+    return hashlib.sha256(f"{seed}:{video_id}".encode()).hexdigest()
+
+
+def hash_unit(video_id: str, seed: int) -> float:
+    """The video's salted hash as a number in [0, 1): sha256(f"{seed}:{video_id}") / 2**256."""
+    return int(_digest(video_id, seed), 16) / 2**256
+
+
 def split_videos(video_ids: list[str], cfg: DatasetConfig) -> dict[str, list[str]]:
-    """Deterministic split by video: order by salted hash, then cut by the configured shares."""
+    """Deterministic split by video (never by clip); each list sorted.
 
-    def key(vid: str) -> str:
-        return hashlib.sha256(f"{cfg.seed}:{vid}".encode()).hexdigest()
+    Videos are ordered by their salted hash ``u = hash_unit(video, seed)``; every split is a run
+    of that order (test first, then val, then train). ``exact`` takes round(n x fraction) videos
+    for test and val. ``stable`` takes the videos whose own u falls below ``test_fraction`` (test)
+    or below ``test_fraction + val_fraction`` (val): a video's split then depends on nothing but
+    its id, the seed and the fractions.
 
-    ordered = sorted(set(video_ids), key=key)
+    Tiny corpora (both methods): at least one test video once n >= 2 and test_fraction > 0, at
+    least one val video once n >= 3 and val_fraction > 0, and at least one train video. A split
+    that would be empty takes the video next to its boundary in hash order (e.g. the train video
+    of smallest u joins an empty val). With ``stable`` this is the one case where a video's split
+    depends on the others, and it only happens while some split's hash range is still empty: once
+    a corpus has a video in every hash range (test, val, train for the non-zero fractions), no
+    superset of it moves any of its videos.
+    """
+    # The hex digest orders exactly as u does (u is a monotone function of it), without ties.
+    ordered = sorted(set(video_ids), key=lambda vid: _digest(vid, cfg.seed))
     n = len(ordered)
-    n_test = round(n * cfg.test_fraction)
-    n_val = round(n * cfg.val_fraction)
-    if n >= 2 and cfg.test_fraction > 0:
-        n_test = max(1, n_test)
-    if n >= 3 and cfg.val_fraction > 0:
-        n_val = max(1, n_val)
-    n_test = min(n_test, max(0, n - 1))
-    n_val = min(n_val, max(0, n - 1 - n_test))
+    if cfg.split_method == "stable":
+        units = [hash_unit(vid, cfg.seed) for vid in ordered]
+        n_test = sum(u < cfg.test_fraction for u in units)
+        n_val = sum(cfg.test_fraction <= u < cfg.test_fraction + cfg.val_fraction for u in units)
+    else:
+        n_test = round(n * cfg.test_fraction)
+        n_val = round(n * cfg.val_fraction)
+    min_test = 1 if n >= 2 and cfg.test_fraction > 0 else 0
+    min_val = 1 if n >= 3 and cfg.val_fraction > 0 else 0
+    # Room for the other splits' minimums (train always keeps one video) before test grows.
+    n_test = min(max(min_test, n_test), max(0, n - 1 - min_val))
+    n_val = min(max(min_val, n_val), max(0, n - 1 - n_test))
     test = sorted(ordered[:n_test])
     val = sorted(ordered[n_test : n_test + n_val])
     train = sorted(ordered[n_test + n_val :])
@@ -109,13 +161,19 @@ def build_dataset(
     out_dir: Path,
     cfg: DatasetConfig,
     progress: Callable[[str, int, int], None] | None = None,
+    frame_cache: Path | None = None,
 ) -> dict[str, Any]:
-    """Write the dataset for the videos that passed the quality gate; returns the summary."""
+    """Write the dataset for the videos that passed the quality gate; returns the summary.
+
+    ``frame_cache``: directory of sampled frames kept between builds (None: decode every video).
+    The returned summary then has ``frame_cache`` {hits, misses, corrupt, write_errors, pruned};
+    ``summary.json`` never does (the dataset must not depend on the cache's state)."""
     by_id = {row["video_id"]: row for row in manifest}
     usable = [vid for vid in passed if vid in by_id and vid in annotations]
     if not usable:
         raise ValueError("build_dataset: no video passed the quality gate; nothing to train on")
     splits = split_videos(usable, cfg)
+    cache = FrameCache(frame_cache) if frame_cache is not None else None
     (out_dir / "frames").mkdir(parents=True, exist_ok=True)
     rows_by_split: dict[str, list[dict[str, Any]]] = {s: [] for s in SPLITS}
     total = len(usable)
@@ -125,13 +183,13 @@ def build_dataset(
             if progress:
                 progress(vid, done, total)
             row, ann = by_id[vid], annotations[vid]
-            frames, times = _sample_frames(data_root / row["path"], cfg)
+            npy, times = _frames(data_root / row["path"], row.get("sha256"), cfg, cache)
             rel = f"frames/{vid}.npy"
-            buf = _npy_bytes(frames)
-            write_bytes_atomic(out_dir / rel, buf)
+            write_bytes_atomic(out_dir / rel, npy)
             rows_by_split[split].append(
                 {
                     "video_id": vid,
+                    "sha256": row.get("sha256"),
                     "duration": row["duration"],
                     "frame_times": times,
                     "frames": rel,
@@ -150,7 +208,7 @@ def build_dataset(
             done += 1
     for split in SPLITS:
         write_jsonl(out_dir / f"{split}.jsonl", rows_by_split[split])
-    summary = {
+    summary: dict[str, Any] = {
         "videos": total,
         "splits": {s: len(v) for s, v in splits.items()},
         "frames": sum(len(r["frame_times"]) for rs in rows_by_split.values() for r in rs),
@@ -158,16 +216,41 @@ def build_dataset(
             "val_fraction": cfg.val_fraction,
             "test_fraction": cfg.test_fraction,
             "seed": cfg.seed,
+            "split_method": cfg.split_method,
             "fps": cfg.fps,
             "frame_size": cfg.frame_size,
             "max_frames": cfg.max_frames,
         },
     }
-    write_json(out_dir / "splits.json", {**splits, "seed": cfg.seed})
+    meta = {"seed": cfg.seed, "split_method": cfg.split_method}
+    write_json(out_dir / "splits.json", {**splits, **meta})
     write_json(out_dir / "summary.json", summary)
+    if cache is not None:
+        summary = {**summary, "frame_cache": {**cache.stats(), "pruned": cache.prune()}}
     if progress:
         progress("done", total, total)
     return summary
+
+
+def _frames(
+    path: Path, video_sha256: str | None, cfg: DatasetConfig, cache: FrameCache | None
+) -> tuple[bytes, list[float]]:
+    """(npy bytes, frame times) of one video: from the cache when it holds them, else decoded
+    (and stored). A manifest row without a content hash is always decoded."""
+    key = None
+    if cache is not None and video_sha256:
+        key = cache_key(video_sha256, cfg.fps, cfg.frame_size, cfg.max_frames)
+        hit = cache.get(key)
+        if hit is not None:
+            return hit
+    frames, times = _sample_frames(path, cfg)
+    npy = _npy_bytes(frames)
+    if cache is not None:
+        if key is None:
+            cache.misses += 1
+        else:
+            cache.put(key, npy, frames.shape, times)
+    return npy, times
 
 
 def _npy_bytes(arr: np.ndarray) -> bytes:

@@ -389,18 +389,29 @@ def run_splits_gate(
     test_fraction: float,
     cfg: QualityConfig,
     out_dir: Path,
+    method: str = "exact",
 ) -> GateResult:
     """Validate dataset splits: each of ``videos`` in exactly one split (no leakage, none lost),
-    split sizes as ``val_fraction``/``test_fraction`` give them (+- ``split_size_tolerance``)."""
+    split sizes as ``val_fraction``/``test_fraction`` give them: +- ``split_size_tolerance`` for
+    ``method`` ``exact``, +- max(that, ceil(3 sqrt(n f (1 - f)))) for ``stable`` (binomial)."""
     from hivid.quality.suites import split_sizes_suite, splits_suite
-    from hivid.quality.tables import expected_split_sizes, split_sizes_table, splits_table
+    from hivid.quality.tables import (
+        expected_split_sizes,
+        split_size_tolerances,
+        split_sizes_table,
+        splits_table,
+    )
 
-    expected = expected_split_sizes(len(set(videos)), val_fraction, test_fraction)
+    n = len(set(videos))
+    expected = expected_split_sizes(n, val_fraction, test_fraction)
+    tolerance = split_size_tolerances(
+        n, val_fraction, test_fraction, cfg.split_size_tolerance, method
+    )
     tables = {
         "splits": splits_table(splits, videos),
-        "split_sizes": split_sizes_table(splits, expected),
+        "split_sizes": split_sizes_table(splits, expected, tolerance),
     }
-    suites = [splits_suite(cfg), split_sizes_suite(cfg)]
+    suites = [splits_suite(cfg), split_sizes_suite(cfg, method)]
     return _strict_gate("splits", tables, suites, sorted(set(videos)), out_dir)
 
 

@@ -901,27 +901,38 @@ def splits_suite(cfg: QualityConfig) -> Suite:
     return Suite("hivid.splits.v1", "splits", 1, checks)
 
 
-def split_sizes_suite(cfg: QualityConfig) -> Suite:
-    """Dataset splits: sizes as the configured fractions give them."""
+def split_sizes_suite(cfg: QualityConfig, method: str = "exact") -> Suite:
+    """Dataset splits: sizes as the configured fractions give them.
+
+    ``exact`` splits: within ``split_size_tolerance`` of round(n x fraction). ``stable`` splits
+    (binomial sizes): within max(split_size_tolerance, ceil(3 sqrt(n f (1 - f)))) for a split of
+    share f, three standard deviations. The table's ``tolerance`` column holds each split's
+    allowance (``hivid.quality.tables.split_size_tolerances``), ``excess`` what exceeds it."""
     E = _gx().expectations
     tol = cfg.split_size_tolerance
+    allowance = (
+        f"max({tol}, ceil(3 sqrt(n f (1 - f)))) (stable split: binomial sizes)"
+        if method == "stable"
+        else f"{tol}"
+    )
     checks = (
         Check(
             "size_as_configured",
             E.ExpectColumnValuesToBeBetween(
-                column="size_error",
-                min_value=-tol,
-                max_value=tol,
-                description=f"split sizes within {tol} of round(n x fraction)",
+                column="excess",
+                min_value=0,
+                max_value=0,
+                description=f"split sizes within {allowance} of round(n x fraction)",
             ),
             lambda r, _: "; ".join(
-                f"split {x.split} has {x.size} videos, expected {x.expected} +- {tol}"
+                f"split {x.split} has {x.size} videos, expected {x.expected} +- {x.tolerance}"
+                + (" (3 sigma of a stable split's binomial size)" if method == "stable" else "")
                 for x in r.itertuples()
             ),
             batch=True,
         ),
     )
-    return Suite("hivid.split_sizes.v1", "split_sizes", 1, checks)
+    return Suite("hivid.split_sizes.v2", "split_sizes", 2, checks)
 
 
 def eval_gt_suite(cfg: QualityConfig) -> Suite:

@@ -159,8 +159,11 @@ SPLIT_SIZE_COLUMNS: dict[str, str] = {
     "size": INT,
     "expected": INT,
     "size_error": INT,
+    "tolerance": INT,
+    "excess": INT,
 }
-"""One row per split: its size, the size the configured fractions give, and the difference."""
+"""One row per split: its size, the size the configured fractions give, the difference, the
+allowed |difference| (``split_size_tolerances``) and ``excess`` = max(0, |size_error| - tol)."""
 
 EVAL_GT_COLUMNS: dict[str, str] = {
     "row": INT,
@@ -593,6 +596,29 @@ def expected_split_sizes(n: int, val_fraction: float, test_fraction: float) -> d
     return {"train": n - test - val, "val": val, "test": test}
 
 
+def split_size_tolerances(
+    n: int, val_fraction: float, test_fraction: float, base: int, method: str = "exact"
+) -> dict[str, int]:
+    """How far each split's size may be from ``expected_split_sizes``.
+
+    ``exact`` splits (cut at round(n x fraction)) get ``base`` (the at-least-one rules of tiny
+    corpora). ``stable`` splits (each video by its own hash) have binomial sizes, standard
+    deviation sqrt(n f (1 - f)) for a split of share f: they get
+    max(base, ceil(3 sqrt(n f (1 - f)))), three standard deviations, rounded up."""
+    shares = {
+        "train": 1.0 - val_fraction - test_fraction,
+        "val": val_fraction,
+        "test": test_fraction,
+    }
+    if method != "stable":
+        return dict.fromkeys(shares, base)
+    # (- 1e-9: float noise must not push an exact integer such as 3 x sqrt(1) up to 4)
+    return {
+        name: max(base, math.ceil(3 * math.sqrt(n * f * (1 - f)) - 1e-9))
+        for name, f in shares.items()
+    }
+
+
 def splits_table(splits: Mapping[str, Any], videos: Iterable[str] = ()) -> pd.DataFrame:
     """Rows of ``splits`` (``{"train": [ids], "val": [...], "test": [...]}``; other keys such as
     ``seed`` are ignored); ``videos``: ids that must each be in exactly one split."""
@@ -620,14 +646,30 @@ def splits_table(splits: Mapping[str, Any], videos: Iterable[str] = ()) -> pd.Da
     return _frame(rows, SPLIT_COLUMNS)
 
 
-def split_sizes_table(splits: Mapping[str, Any], expected: Mapping[str, int]) -> pd.DataFrame:
-    """One row per split name with its size, the expected size and the difference."""
+def split_sizes_table(
+    splits: Mapping[str, Any],
+    expected: Mapping[str, int],
+    tolerance: Mapping[str, int] | None = None,
+) -> pd.DataFrame:
+    """One row per split name with its size, the expected size, the difference, its tolerance
+    (``split_size_tolerances``; 0 where not given) and the excess over it."""
     rows = []
     for name in SPLIT_NAMES:
         ids = splits.get(name)
         size = len(ids) if isinstance(ids, list) else 0
         exp = int(expected.get(name, 0))
-        rows.append({"split": name, "size": size, "expected": exp, "size_error": size - exp})
+        tol = int((tolerance or {}).get(name, 0))
+        err = size - exp
+        rows.append(
+            {
+                "split": name,
+                "size": size,
+                "expected": exp,
+                "size_error": err,
+                "tolerance": tol,
+                "excess": max(0, abs(err) - tol),
+            }
+        )
     return _frame(rows, SPLIT_SIZE_COLUMNS)
 
 
