@@ -24,8 +24,9 @@ os.environ.setdefault("HF_HUB_OFFLINE", os.environ.get("HF_HUB_OFFLINE", "0"))
 def main() -> None:
     """HiVid Ops: raw product videos -> annotated, quality-gated data -> a trained narrator.
 
-    Stages (in pipeline order): ingest, annotate, validate, build-dataset, train --stage 1,
-    train --stage 2, evaluate model, register. `hivid nightly` runs them all as a Prefect flow.
+    Stages (in pipeline order): ingest, annotate, validate, build-dataset, warm-start,
+    train --stage 1, train --stage 2, evaluate model, register. `hivid nightly` runs them all as a
+    Prefect flow.
     """
 
 
@@ -178,13 +179,40 @@ def build_dataset(
     )
 
 
+@main.command("warm-start")
+@click.option("--dataset", type=PATH, default=Path("outputs/dataset"), show_default=True)
+@click.option("--out", type=PATH, default=Path("outputs/warm_start"), show_default=True)
+@params_option
+def warm_start(dataset: Path, out: Path, params: Path) -> None:
+    """Plan incremental training: continue the champion (fewer steps) or retrain in full."""
+    from hivid.stages import run_warm_start
+
+    p = guard("warm-start", lambda: run_warm_start(project_root(), params, dataset, out))
+    steps = ", ".join(f"{k} {v} steps" for k, v in p["steps"].items())
+    click.echo(f"warm-start: {p['mode']} ({steps}): {p['reason']}")
+
+
 @main.command()
 @click.option("--stage", type=click.Choice(["1", "2"]), required=True)
 @click.option("--dataset", type=PATH, default=Path("outputs/dataset"), show_default=True)
 @click.option("--out", type=PATH, default=None, help="Default: outputs/ckpt/stage<N>.")
 @click.option("--init", "init_dir", type=PATH, default=None, help="Stage-1 model dir (stage 2).")
+@click.option(
+    "--warm-start",
+    "warm_dir",
+    type=PATH,
+    default=None,
+    help="The warm-start plan dir (`hivid warm-start`): its steps, and the champion to continue.",
+)
 @params_option
-def train(stage: str, dataset: Path, out: Path | None, init_dir: Path | None, params: Path) -> None:
+def train(
+    stage: str,
+    dataset: Path,
+    out: Path | None,
+    init_dir: Path | None,
+    warm_dir: Path | None,
+    params: Path,
+) -> None:
     """Lightning training: stage 1 without the compressor; stage 2 compressor only."""
     from hivid.stages import run_train
 
@@ -192,7 +220,9 @@ def train(stage: str, dataset: Path, out: Path | None, init_dir: Path | None, pa
     out = out or Path(f"outputs/ckpt/stage{n}")
     if n == 2 and init_dir is None:
         init_dir = Path("outputs/ckpt/stage1/model")
-    r = guard("train", lambda: run_train(project_root(), params, n, dataset, out, init_dir))
+    r = guard(
+        "train", lambda: run_train(project_root(), params, n, dataset, out, init_dir, warm_dir)
+    )
     m = r["metrics"]
     click.echo(
         f"train stage {n}: {int(m.get('steps', 0))} steps, "

@@ -29,6 +29,7 @@ STAGES: tuple[str, ...] = (
     "annotate",
     "validate",
     "build_dataset",
+    "warm_start",
     "train_stage1",
     "train_stage2",
     "evaluate",
@@ -181,6 +182,11 @@ def summary_text(root: Path, result: dict[str, Any]) -> str:
     report = root / "outputs" / "quarantine" / "report.md"
     if report.exists():
         lines.append(f"quarantine report (every bad file and why): {report}")
+    plan_path = root / "outputs" / "warm_start" / "plan.json"
+    if plan_path.exists():
+        plan = read_json(plan_path)
+        steps = ", ".join(f"{k} {v} steps" for k, v in plan.get("steps", {}).items())
+        lines.append(f"training: {plan.get('mode')} ({steps}) - {plan.get('reason')}")
     metrics = root / "outputs" / "eval" / "metrics.json"
     if metrics.exists():
         m = read_json(metrics)

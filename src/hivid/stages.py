@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import mlflow
 import pandas as pd
@@ -19,6 +19,9 @@ from hivid.configbase import to_dict
 from hivid.io import read_json, write_json, write_jsonl
 from hivid.tracking.lineage import data_md5, out_md5
 from hivid.tracking.runs import log_artifacts_if_exist, log_dataset, stage_run
+
+if TYPE_CHECKING:
+    from hivid.training.warmstart import ParentRecord, WarmStartPlan
 
 Progress = Callable[[str, int, int], None] | None
 
@@ -332,6 +335,104 @@ def _gate_tag(root: Path) -> dict[str, str]:
     return tags
 
 
+def _champion_record(
+    params: Path, alias: str, tmp: Path
+) -> tuple[ParentRecord | None, Path | None, str]:
+    """(record, narrator dir, note) of the registry's @alias model, downloaded into ``tmp`` with
+    its checkpoint hash recomputed; (None, None, reason) when there is none or it does not
+    verify."""
+    from hivid.tracking.audit import sha256_dir
+    from hivid.tracking.registry import RegistryConfig
+    from hivid.training.warmstart import RECORD_FILE, parent_record
+
+    reg: RegistryConfig = load_section(params, "registry")
+    client = mlflow.MlflowClient()
+    try:
+        mv = client.get_model_version_by_alias(reg.model_name, alias)
+    except mlflow.exceptions.MlflowException:
+        return None, None, f"no {reg.model_name}@{alias} in the registry"
+    ref = f"{reg.model_name}/{mv.version}"
+    local = Path(mlflow.artifacts.download_artifacts(f"models:/{ref}", dst_path=str(tmp)))
+    configs = sorted(local.glob("artifacts/*/narrator_config.json"))
+    if not configs:
+        return None, None, f"{ref}: no narrator directory in its artifacts"
+    model_dir = configs[0].parent
+    actual, expected = sha256_dir(model_dir), (mv.tags or {}).get("model.sha256")
+    if actual != expected:  # never build on a checkpoint that is not the one registered
+        return (
+            None,
+            None,
+            f"WARNING {ref}: checkpoint sha256 {actual[:12]} != registered {expected}",
+        )
+    record_path = model_dir / RECORD_FILE
+    if not record_path.is_file():
+        return None, None, f"{ref} has no {RECORD_FILE} (trained before incremental training)"
+    return parent_record(ref, actual, read_json(record_path)), model_dir, ""
+
+
+def run_warm_start(root: Path, params: Path, dataset_dir: Path, out: Path) -> dict[str, Any]:
+    """The warm_start stage: plan warm or full training, and when warm put the champion's
+    narrator in ``out/model`` (a DVC-cached output: the exact weights training starts from).
+
+    It reads the registry, which DVC does not track: it reruns only when the dataset, the model
+    config or the ``warm_start`` / ``train_stage*`` params change, and its output records which
+    champion it found (``plan.json``), so `dvc repro` elsewhere never silently swaps the parent.
+    """
+    import shutil
+    import tempfile
+
+    from hivid.tracking.runs import configure
+    from hivid.training.warmstart import (
+        MODEL_DIR,
+        PLAN_FILE,
+        WarmStartConfig,
+        model_config_sha256,
+        plan_warm_start,
+        split_videos_with_hashes,
+    )
+
+    cfg: WarmStartConfig = load_section(params, "warm_start")
+    max_steps: dict[str, int] = {
+        f"stage{i}": load_section(params, f"train_stage{i}").max_steps for i in (1, 2)
+    }
+    train = split_videos_with_hashes(dataset_dir, "train")
+    model_hash = model_config_sha256(load_model_config(params))
+    if out.exists():
+        shutil.rmtree(out)
+    out.mkdir(parents=True)
+    configure(root)
+    with stage_run(root, "warm_start", {"warm_start": to_dict(cfg)}) as run:
+        with tempfile.TemporaryDirectory() as tmp:
+            parent, champion_dir, note = None, None, ""
+            if cfg.enabled:
+                parent, champion_dir, note = _champion_record(params, cfg.alias, Path(tmp))
+            plan = plan_warm_start(cfg, train, model_hash, max_steps, parent)
+            if parent is None and note:
+                plan.reason = note
+            if plan.mode == "warm" and champion_dir is not None:
+                shutil.copytree(champion_dir, out / MODEL_DIR)
+        write_json(out / PLAN_FILE, plan.to_dict())
+        mlflow.log_dict(plan.to_dict(), "warm_start/plan.json")
+        mlflow.set_tags(_warm_tags(plan))
+        mlflow.log_metrics(
+            {"new_fraction": plan.new_fraction, "new_videos": float(len(plan.new_videos))}
+        )
+        write_json(out / "mlflow_run.json", {"run_id": run.info.run_id})
+    return plan.to_dict()
+
+
+def _warm_tags(plan: WarmStartPlan) -> dict[str, str]:
+    tags = {
+        "warm_start.mode": plan.mode,
+        "warm_start.reason": plan.reason[:500],
+        "warm_start.chain": str(plan.chain),
+    }
+    if plan.mode == "warm":
+        tags["warm_start.parent"] = plan.parent or ""
+        tags["warm_start.parent_sha256"] = plan.parent_sha256 or ""
+    return tags
+
+
 def run_train(
     root: Path,
     params: Path,
@@ -339,22 +440,42 @@ def run_train(
     dataset_dir: Path,
     out: Path,
     init_dir: Path | None,
+    warm_dir: Path | None = None,
 ) -> dict[str, Any]:
+    """One training stage. ``warm_dir`` (the warm_start stage's output) sets the steps and, when
+    its plan is warm, the champion the stage continues from."""
     from lightning.pytorch.loggers import MLFlowLogger
 
     from hivid.training.fit import TrainConfig, env_global_rank, train_stage
+    from hivid.training.warmstart import (
+        MODEL_DIR,
+        RECORD_FILE,
+        model_config_sha256,
+        read_plan,
+        split_videos_with_hashes,
+        training_record,
+    )
 
     cfg: TrainConfig = load_section(params, f"train_stage{stage}")
     model_cfg = load_model_config(params)
     name = f"train_stage{stage}"
+    plan = read_plan(warm_dir) if warm_dir is not None else None
+    warm_from = None
+    if warm_dir is not None and plan is not None and plan.mode == "warm":
+        warm_from = warm_dir / MODEL_DIR
+    steps = plan.steps.get(f"stage{stage}", cfg.max_steps) if plan is not None else None
+    kw: dict[str, Any] = {"warm_from": warm_from, "max_steps": steps}
+    if warm_from is not None and plan is not None:
+        kw.update(focus=plan.new_videos, focus_share=plan.new_video_share)
     if env_global_rank() != 0:
         # Multi-process DDP (torchrun, srun): the other ranks train in step with rank 0 but open
         # no MLflow run and log nothing; rank 0 owns tracking, the model dir and the records.
-        r = train_stage(1 if stage == 1 else 2, dataset_dir, out, model_cfg, cfg, init_dir)
+        r = train_stage(1 if stage == 1 else 2, dataset_dir, out, model_cfg, cfg, init_dir, **kw)
         return {"metrics": r.metrics, "run_id": "", "stage": stage}
     ds_md5 = _lock_md5(root, dataset_dir)
+    tags = {**_gate_tag(root), **(_warm_tags(plan) if plan is not None else {})}
     with stage_run(
-        root, name, {"train": to_dict(cfg), "model": to_dict(model_cfg)}, tags=_gate_tag(root)
+        root, name, {"train": to_dict(cfg), "model": to_dict(model_cfg)}, tags=tags
     ) as run:
         for split, context in (("train", "training"), ("val", "validation")):
             log_dataset(
@@ -370,7 +491,14 @@ def run_train(
             tracking_uri=mlflow.get_tracking_uri(), run_id=run.info.run_id, log_model=False
         )
         result = train_stage(
-            1 if stage == 1 else 2, dataset_dir, out, model_cfg, cfg, init_dir, logger
+            1 if stage == 1 else 2, dataset_dir, out, model_cfg, cfg, init_dir, logger, **kw
+        )
+        # what the model was trained on, travelling with it into the registry: the next night
+        # plans its warm start from the champion's copy (hivid.training.warmstart)
+        train = split_videos_with_hashes(dataset_dir, "train", strict=False)
+        write_json(
+            result.model_dir / RECORD_FILE,
+            training_record(train, model_config_sha256(model_cfg), plan),
         )
         mlflow.log_metrics({f"final_{k}": float(v) for k, v in result.metrics.items()})
         mlflow.log_text(

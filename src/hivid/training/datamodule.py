@@ -22,7 +22,7 @@ import lightning as L
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, WeightedRandomSampler
 from transformers import PreTrainedTokenizerBase
 
 from hivid.models.narrator import IMAGE_MEAN, IMAGE_STD, InputSpec
@@ -247,13 +247,22 @@ class NarratorDataModule(L.LightningDataModule):
         spec: InputSpec,
         batch_size: int = 1,
         num_workers: int = 0,
+        focus: Sequence[str] = (),
+        focus_share: float = 0.5,
     ) -> None:
+        """``focus``: training video ids drawn (with replacement) as ``focus_share`` of the
+        samples, the other videos as the rest (a warm start oversamples the new videos and
+        replays the old ones against forgetting); empty = plain shuffling."""
         super().__init__()
+        if not 0 < focus_share < 1:
+            raise ValueError(f"focus_share must be in (0, 1), got {focus_share}")
         self.dataset_dir = Path(dataset_dir)
         self.tokenizer = tokenizer
         self.spec = spec
         self.batch_size = batch_size
         self.num_workers = num_workers
+        self.focus = frozenset(focus)
+        self.focus_share = focus_share
         self.splits: dict[str, NarratorDataset] = {}
 
     def setup(self, stage: str | None = None) -> None:
@@ -264,12 +273,33 @@ class NarratorDataModule(L.LightningDataModule):
                     records, self.dataset_dir, self.tokenizer, self.spec
                 )
 
+    def train_weights(self) -> list[float] | None:
+        """Per-sample weights of the train split under ``focus`` (None: uniform)."""
+        self.setup()
+        ids = [str(r["video_id"]) for r in self.splits["train"].records]
+        n_focus = sum(v in self.focus for v in ids)
+        if n_focus in (0, len(ids)):
+            return None
+        rest = len(ids) - n_focus
+        return [
+            self.focus_share / n_focus if v in self.focus else (1 - self.focus_share) / rest
+            for v in ids
+        ]
+
     def _loader(self, split: str, shuffle: bool) -> DataLoader[dict[str, Any]]:
         self.setup()
+        weights = self.train_weights() if split == "train" and shuffle else None
+        # Lightning wraps a custom sampler in a DistributedSamplerWrapper under DDP.
+        sampler = (
+            WeightedRandomSampler(weights, num_samples=len(weights), replacement=True)
+            if weights is not None
+            else None
+        )
         return DataLoader(
             self.splits[split],
             batch_size=self.batch_size,
-            shuffle=shuffle,
+            shuffle=shuffle and sampler is None,
+            sampler=sampler,
             num_workers=self.num_workers,
             collate_fn=_Collator(int(self.tokenizer.pad_token_id)),
             persistent_workers=self.num_workers > 0,

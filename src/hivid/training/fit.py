@@ -223,6 +223,8 @@ def train_stage(
     callbacks: Sequence[Callback] = (),
     warm_from: Path | None = None,
     max_steps: int | None = None,
+    focus: Sequence[str] = (),
+    focus_share: float = 0.5,
 ) -> TrainResult:
     """Train one stage; resumes from ``out_dir/checkpoints/last.ckpt`` when it exists.
 
@@ -231,6 +233,7 @@ def train_stage(
     trainer's. ``warm_from`` (a saved stage-2 narrator, the champion) continues that model:
     stage 1 takes its backbone and projector, stage 2 its compressor and time encoder.
     ``max_steps`` overrides ``train_cfg.max_steps``; 0 saves the initial model untrained.
+    ``focus`` video ids make up ``focus_share`` of the training samples (NarratorDataModule).
     """
     if stage not in (1, 2):
         raise StageError(f"stage must be 1 or 2, got {stage}")
@@ -250,7 +253,13 @@ def train_stage(
         model, train_cfg.lr, train_cfg.weight_decay, train_cfg.warmup_steps, stage
     )
     data = NarratorDataModule(
-        dataset_dir, tok, model.input_spec(), train_cfg.batch_size, train_cfg.num_workers
+        dataset_dir,
+        tok,
+        model.input_spec(),
+        train_cfg.batch_size,
+        train_cfg.num_workers,
+        focus=focus,
+        focus_share=focus_share,
     )
     ckpt_dir = out_dir / "checkpoints"
     last = ckpt_dir / "last.ckpt"

@@ -17,6 +17,8 @@ train from scratch ("full"), and says why. The rules, in order:
 7. Otherwise warm: each stage runs ``ceil(max_steps * min(1, step_scale * new_fraction))``
    steps, at least ``min_steps`` (capped at ``max_steps``); with no new training video
    (the new videos all went to val/test) the champion's weights are kept as they are (0 steps).
+   Warm stages draw ``new_video_share`` of their samples from the new videos and replay the
+   champion's videos for the rest.
 
 The record (``training.json`` in every saved model directory) carries the training split's
 ``{video_id: sha256}``, the model-config hash and the warm-start chain; it travels with the model
@@ -58,6 +60,9 @@ class WarmStartConfig:
     """Steps per stage = max_steps x min(1, step_scale x new_fraction)."""
     min_steps: int = 10
     """Fewest optimizer steps of a warm stage that has new training videos."""
+    new_video_share: float = 0.5
+    """Share of a warm stage's training samples drawn from the new videos; the rest replay the
+    videos the champion saw (against forgetting)."""
 
     def __post_init__(self) -> None:
         require(bool(self.alias.strip()), "warm_start.alias must not be empty")
@@ -65,6 +70,7 @@ class WarmStartConfig:
         require(self.max_chain >= 0, "warm_start.max_chain must be >= 0")
         require(self.step_scale > 0, "warm_start.step_scale must be > 0")
         require(self.min_steps >= 1, "warm_start.min_steps must be >= 1")
+        require(0 < self.new_video_share < 1, "warm_start.new_video_share must be in (0, 1)")
 
 
 @dataclass
@@ -100,6 +106,8 @@ class WarmStartPlan:
     """Videos the parent trained on that are not in this training split with the same hash."""
     new_fraction: float = 0.0
     train_videos: int = 0
+    new_video_share: float = 0.5
+    """Share of warm training samples drawn from ``new_videos``."""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -150,7 +158,9 @@ def plan_warm_start(
 ) -> WarmStartPlan:
     """Warm or full for a training split ``train`` (see the module docstring for the rules)."""
     n = len(train)
-    plan = WarmStartPlan("full", "", dict(max_steps), train_videos=n)
+    plan = WarmStartPlan(
+        "full", "", dict(max_steps), train_videos=n, new_video_share=cfg.new_video_share
+    )
     if not cfg.enabled:
         return replace(plan, reason="warm_start.enabled is false")
     if parent is None:
