@@ -141,3 +141,17 @@ def test_a_changed_video_misses(tmp_path: Path) -> None:
     s = _build(tmp_path, "changed", cache, n=1)
     assert s["frame_cache"]["misses"] == 1 and s["frame_cache"]["pruned"] == 1
     assert _files(tmp_path / "changed") != _files(tmp_path / "cold")
+
+
+def test_a_row_without_content_hash_is_decoded_and_not_cached(tmp_path: Path) -> None:
+    manifest, ann = _corpus(tmp_path, 1)
+    del manifest[0]["sha256"]
+    cache = tmp_path / "frame_cache"
+    for out in ("a", "b"):
+        s = build_dataset(
+            manifest, ann, ["v0"], tmp_path / "data", tmp_path / out, CFG, None, cache
+        )
+        assert s["frame_cache"]["misses"] == 1 and s["frame_cache"]["hits"] == 0
+    assert not list(cache.glob("*.npy"))
+    row = json.loads((tmp_path / "b/train.jsonl").read_text().splitlines()[0])
+    assert row["sha256"] is None
