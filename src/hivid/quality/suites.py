@@ -81,7 +81,9 @@ class QualityConfig:
     schema_versions: list[int] = field(default_factory=lambda: [1, 2])
     """Annotation record schema versions the gate accepts (see ``hivid.annotate.pipeline``)."""
     split_size_tolerance: int = 1
-    """How many videos a split may differ from round(n x fraction) (the at-least-one rules)."""
+    """How many videos a split may differ from round(n x fraction) (the at-least-one rules).
+    ``stable`` dataset splits get at least three standard deviations of their binomial size,
+    ceil(3 sqrt(n f (1 - f))) (``split_sizes_suite``)."""
 
     def __post_init__(self) -> None:
         require(self.min_duration_s > 0, f"min_duration_s must be > 0, got {self.min_duration_s}")
