@@ -11,9 +11,10 @@ from typing import Any
 import pytest
 
 import hivid.dataset.build as build
+from hivid.data import decode
 from hivid.data.probe import sha256_file
 from hivid.dataset.build import DatasetConfig, build_dataset
-from hivid.dataset.frame_cache import cache_key
+from hivid.dataset.frame_cache import cache_key, sampler_fingerprint
 
 from ..conftest import write_video
 
@@ -128,10 +129,30 @@ def test_unused_entries_are_pruned_and_settings_are_part_of_the_key(tmp_path: Pa
     bigger = dataclasses.replace(CFG, frame_size=24)
     other = _build(tmp_path, "bigger", cache, cfg=bigger, n=1)
     assert other["frame_cache"]["misses"] == 1 and other["frame_cache"]["pruned"] == 1
-    sha = sha256_file(tmp_path / "data/videos/v0.mp4")
-    assert (cache / f"{cache_key(sha, 1.0, 24, 8)}.npy").exists()
-    assert cache_key(sha, 1.0, 24, 8) != cache_key(sha, 1.0, 16, 8)
-    assert cache_key(sha, 1.0, 16, 8) != cache_key("0" * 64, 1.0, 16, 8)
+    sha, fp = sha256_file(tmp_path / "data/videos/v0.mp4"), build._sampler()
+    assert (cache / f"{cache_key(sha, 1.0, 24, 8, fp)}.npy").exists()
+    assert cache_key(sha, 1.0, 24, 8, fp) != cache_key(sha, 1.0, 16, 8, fp)
+    assert cache_key(sha, 1.0, 16, 8, fp) != cache_key("0" * 64, 1.0, 16, 8, fp)
+    assert cache_key(sha, 1.0, 16, 8, fp) != cache_key(sha, 2.0, 16, 8, fp)
+    assert cache_key(sha, 1.0, 16, 8, fp) != cache_key(sha, 1.0, 16, 9, fp)
+
+
+def test_edited_sampling_code_misses(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The key fingerprints the sampler's source: an edit nobody versioned still misses."""
+    cache = tmp_path / "frame_cache"
+    _build(tmp_path, "cold", cache, n=1)
+    real = build._sampler()
+    assert real == sampler_fingerprint(build._sample_frames, build._npy_bytes, decode)
+
+    def edited(path: Path, cfg: DatasetConfig) -> Any:  # stands for an edited _sample_frames
+        return build._sample_frames(path, cfg)
+
+    assert sampler_fingerprint(edited, build._npy_bytes, decode) != real
+    monkeypatch.setattr(
+        build, "_sampler", lambda: sampler_fingerprint(edited, build._npy_bytes, decode)
+    )
+    s = _build(tmp_path, "edited", cache, n=1)
+    assert s["frame_cache"]["misses"] == 1 and s["frame_cache"]["pruned"] == 1
 
 
 def test_a_changed_video_misses(tmp_path: Path) -> None:

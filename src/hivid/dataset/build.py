@@ -28,6 +28,7 @@ a warm build does not change the DVC-tracked dataset).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -38,7 +39,7 @@ import numpy as np
 from PIL import Image
 
 from hivid.configbase import require
-from hivid.dataset.frame_cache import FrameCache, cache_key
+from hivid.dataset.frame_cache import FrameCache, cache_key, sampler_fingerprint
 from hivid.io import write_bytes_atomic, write_json, write_jsonl
 
 SPLITS = ("train", "val", "test")
@@ -134,6 +135,7 @@ def split_videos(video_ids: list[str], cfg: DatasetConfig) -> dict[str, list[str
 
 
 def _sample_frames(path: Path, cfg: DatasetConfig) -> tuple[np.ndarray, list[float]]:
+    """Frames of one video as stored (the frame cache's key fingerprints this code)."""
     from hivid.data.decode import sample_frames
 
     frames: list[np.ndarray] = []
@@ -239,7 +241,7 @@ def _frames(
     (and stored). A manifest row without a content hash is always decoded."""
     key = None
     if cache is not None and video_sha256:
-        key = cache_key(video_sha256, cfg.fps, cfg.frame_size, cfg.max_frames)
+        key = cache_key(video_sha256, cfg.fps, cfg.frame_size, cfg.max_frames, _sampler())
         hit = cache.get(key)
         if hit is not None:
             return hit
@@ -251,6 +253,13 @@ def _frames(
         else:
             cache.put(key, npy, frames.shape, times)
     return npy, times
+
+
+@functools.cache
+def _sampler() -> str:
+    from hivid.data import decode
+
+    return sampler_fingerprint(_sample_frames, _npy_bytes, decode)
 
 
 def _npy_bytes(arr: np.ndarray) -> bytes:

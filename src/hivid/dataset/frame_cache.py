@@ -6,8 +6,10 @@ Layout: one entry per (video content, sampling settings), two files named by the
     <key>.npy    the exact bytes ``build_dataset`` writes to ``frames/<video_id>.npy``
     <key>.json   {"version", "times", "npy_sha256", "shape"}: written last, it commits the entry
 
-``key = sha256(video sha256, fps, frame_size, max_frames, CACHE_VERSION)``: the video's content hash
-(from the ingest manifest), not its path, so a renamed video still hits and a changed one misses.
+``key = sha256(video sha256, fps, frame_size, max_frames, CACHE_VERSION, sampler fingerprint)``: the
+video's content hash (from the ingest manifest), not its path, so a renamed video still hits and a
+changed one misses; the fingerprint (source of the sampling code, PyAV and Pillow versions) makes
+an edited sampler miss too.
 A hit returns the stored bytes unchanged, so a warm build writes byte-identical dataset files.
 An entry that cannot be read, is truncated or fails its checksum counts as ``corrupt`` and is
 re-decoded (a cache never fails a build). ``prune`` removes every entry the current build did not
@@ -17,9 +19,12 @@ use, so the cache holds at most one entry per video of the latest dataset.
 from __future__ import annotations
 
 import hashlib
+import inspect
 import io
 import json
 import re
+import types
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,8 +41,11 @@ _ENTRY = re.compile(r"^[0-9a-f]{64}\.(?:npy|json)$")
 _TMP = re.compile(r"^\.[0-9a-f]{64}\.(?:npy|json)\..*\.tmp$")
 
 
-def cache_key(video_sha256: str, fps: float, frame_size: int, max_frames: int) -> str:
-    """The entry key of one video's frames sampled with these settings."""
+def cache_key(
+    video_sha256: str, fps: float, frame_size: int, max_frames: int, sampler: str = ""
+) -> str:
+    """The entry key of one video's frames sampled with these settings; ``sampler`` fingerprints
+    the sampling code itself (``sampler_fingerprint``)."""
     blob = json.dumps(
         {
             "video_sha256": video_sha256,
@@ -45,10 +53,24 @@ def cache_key(video_sha256: str, fps: float, frame_size: int, max_frames: int) -
             "frame_size": int(frame_size),
             "max_frames": int(max_frames),
             "version": CACHE_VERSION,
+            "sampler": sampler,
         },
         sort_keys=True,
     )
     return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def sampler_fingerprint(*sources: Callable[..., Any] | types.ModuleType) -> str:
+    """sha256 of the given functions' and modules' source plus the decoder and image library
+    versions: an edit to the sampling code (or a PyAV/Pillow upgrade) misses every old entry even
+    when nobody remembered to bump ``CACHE_VERSION``."""
+    import av
+    import PIL
+
+    h = hashlib.sha256(f"av {av.__version__} pillow {PIL.__version__}".encode())
+    for src in sources:
+        h.update(inspect.getsource(src).encode())
+    return h.hexdigest()
 
 
 @dataclass
