@@ -5,7 +5,9 @@
 Runs the real nightly flow (Prefect ephemeral API, DVC, MLflow) three times in one fresh workspace:
 1. full run on N demo videos; 2. the same again (nothing changed); 3. after adding ceil(N/10) new
 videos (re-pinned with `dvc add data`). Prints wall times and ratios side by side.
-Goals (issue 7): unchanged <= 5 %, +10 % videos <= 20 %.
+Goals (issue 7): unchanged <= 5 %, +10 % videos <= 20 %. The training plan of each run (warm from
+the champion or full, steps) is printed too: which split the new videos fall into (stable per-video
+hash) decides whether a warm run trains at all.
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ def main() -> None:
     added = max(1, math.ceil(args.videos / 10))
     times: dict[str, float] = {}
     stages: dict[str, dict] = {}
+    plans: dict[str, dict] = {}
     with tempfile.TemporaryDirectory() as tmp, prefect_test_harness(server_startup_timeout=120):
         ws = create_workspace(REPO, Path(tmp) / "ws", overrides, args.videos)
         for label in ("full", "unchanged", "plus_10pct"):
@@ -58,6 +61,10 @@ def main() -> None:
             stages[label]["after"] = {
                 k: v for k, v in result["seconds"].items() if k not in result["stages"]
             }
+            plan = ws / "outputs" / "warm_start" / "plan.json"
+            if plan.exists():  # how training went: warm (steps scaled) or full, and why
+                p = json.loads(plan.read_text())
+                plans[label] = {k: p[k] for k in ("mode", "steps", "new_videos", "reason")}
     out = {
         "videos": args.videos,
         "added_videos": added,
@@ -66,12 +73,15 @@ def main() -> None:
         "plus_10pct_ratio": round(times["plus_10pct"] / times["full"], 4),
         "goals": {"unchanged_ratio": 0.05, "plus_10pct_ratio": 0.20},
         "stages": stages,
+        "training_plans": plans,
     }
     if args.json:
         print(json.dumps(out, indent=1))
     else:
         for k, v in out["seconds"].items():
             print(f"{k:>12}: {v:8.1f} s   ratio {v / out['seconds']['full']:.3f}")
+        for k, p in plans.items():
+            print(f"{k:>12}: training {p['mode']} {p['steps']}: {p['reason']}")
 
 
 if __name__ == "__main__":
