@@ -169,3 +169,33 @@ def test_compare_report(nightly_run: tuple[Path, dict]) -> None:
         assert section in page
     assert page.count("data:image/png;base64,") == 1  # 1 test video -> 1 timeline
     assert "train_stage1: train.max_steps" in page
+
+
+def test_new_videos_warm_start_from_the_champion(nightly_run: tuple[Path, dict]) -> None:
+    """Last in this module (it adds videos): the next nightly continues the champion."""
+    from flows.nightly import nightly
+    from hivid.workspace import add_demo_videos
+
+    ws, first = nightly_run
+    champion = first["model"]["version"]
+    # 2 -> 4 videos: demo_003 joins the training split (stable per-video split), demo_002 the test
+    # split; demo_000 stays in train and demo_001 moves from test to val (never into train)
+    add_demo_videos(ws, 4)
+    result = nightly(repo=str(ws), demo=False)
+    assert result["status"] == "succeeded", result
+    plan = json.loads((ws / "outputs" / "warm_start" / "plan.json").read_text())
+    assert plan["mode"] == "warm", plan["reason"]
+    assert plan["parent"] == f"hivid-narrator/{champion}" and plan["chain"] == 1
+    assert plan["new_videos"] == ["demo_003"] and plan["gone_videos"] == []
+    assert "training: warm" in result["text"]
+    # the champion's weights the run started from are a DVC-tracked output
+    lock = yaml.safe_load((ws / "dvc.lock").read_text())["stages"]
+    assert lock["warm_start"]["outs"][0]["path"] == "outputs/warm_start"
+    assert (ws / "outputs" / "warm_start" / "model" / "training.json").is_file()
+
+    out = hivid(ws, "lineage", f"models:/hivid-narrator/{result['model']['version']}", "--json")
+    assert out.returncode == 0, out.stdout + out.stderr
+    links = {link["name"]: link for link in json.loads(out.stdout)["links"]}
+    assert {link["status"] for link in links.values()} == {"VERIFIED"}
+    assert f"continued hivid-narrator/{champion}" in links["warm start"]["reason"]
+    assert sum(1 for n in links if n.startswith("raw video")) == 4
