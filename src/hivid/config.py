@@ -9,8 +9,8 @@ that uses them)::
     quality       hivid.quality.suites.QualityConfig
     dataset       hivid.dataset.build.DatasetConfig
     model         hivid.models.narrator.NarratorConfig   (via ``preset`` + overrides)
-    train_stage1  hivid.training.fit.TrainConfig
-    train_stage2  hivid.training.fit.TrainConfig
+    train_stage1  hivid.training.config.TrainConfig
+    train_stage2  hivid.training.config.TrainConfig
     evaluate      hivid.evaluation.stage.EvaluateConfig
     registry      hivid.tracking.registry.RegistryConfig
     warm_start    hivid.training.warmstart.WarmStartConfig
@@ -36,8 +36,8 @@ SECTIONS: dict[str, str] = {
     "annotate": "hivid.annotate.pipeline:AnnotateConfig",
     "quality": "hivid.quality.suites:QualityConfig",
     "dataset": "hivid.dataset.build:DatasetConfig",
-    "train_stage1": "hivid.training.fit:TrainConfig",
-    "train_stage2": "hivid.training.fit:TrainConfig",
+    "train_stage1": "hivid.training.config:TrainConfig",
+    "train_stage2": "hivid.training.config:TrainConfig",
     "evaluate": "hivid.evaluation.stage:EvaluateConfig",
     "registry": "hivid.tracking.registry:RegistryConfig",
     "warm_start": "hivid.training.warmstart:WarmStartConfig",

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import mlflow
 import pandas as pd
@@ -444,12 +444,11 @@ def run_train(
 ) -> dict[str, Any]:
     """One training stage. ``warm_dir`` (the warm_start stage's output) sets the steps and, when
     its plan is warm, the champion the stage continues from."""
-    from lightning.pytorch.loggers import MLFlowLogger
-
-    from hivid.training.fit import TrainConfig, env_global_rank, train_stage
+    from hivid.training.config import TrainConfig, TrainResult, env_global_rank
     from hivid.training.warmstart import (
         MODEL_DIR,
         RECORD_FILE,
+        keep_champion,
         model_config_sha256,
         read_plan,
         split_videos_with_hashes,
@@ -467,10 +466,19 @@ def run_train(
     kw: dict[str, Any] = {"warm_from": warm_from, "max_steps": steps}
     if warm_from is not None and plan is not None:
         kw.update(focus=plan.new_videos, focus_share=plan.new_video_share)
+
+    def fit(logger: Any = None) -> TrainResult:
+        if warm_from is not None and steps == 0:  # the champion's weights: no trainer to import
+            return keep_champion(stage, warm_from, init_dir, out, model_cfg, cfg)
+        from hivid.training.fit import train_stage
+
+        n: Literal[1, 2] = 1 if stage == 1 else 2
+        return train_stage(n, dataset_dir, out, model_cfg, cfg, init_dir, logger, **kw)
+
     if env_global_rank() != 0:
         # Multi-process DDP (torchrun, srun): the other ranks train in step with rank 0 but open
         # no MLflow run and log nothing; rank 0 owns tracking, the model dir and the records.
-        r = train_stage(1 if stage == 1 else 2, dataset_dir, out, model_cfg, cfg, init_dir, **kw)
+        r = fit()
         return {"metrics": r.metrics, "run_id": "", "stage": stage}
     ds_md5 = _lock_md5(root, dataset_dir)
     tags = {**_gate_tag(root), **(_warm_tags(plan) if plan is not None else {})}
@@ -487,12 +495,14 @@ def run_train(
             init_run = init_dir.parent / "mlflow_run.json"
             if init_run.exists():
                 mlflow.set_tag("init.run", read_json(init_run)["run_id"])
-        logger = MLFlowLogger(
-            tracking_uri=mlflow.get_tracking_uri(), run_id=run.info.run_id, log_model=False
-        )
-        result = train_stage(
-            1 if stage == 1 else 2, dataset_dir, out, model_cfg, cfg, init_dir, logger, **kw
-        )
+        logger = None
+        if steps != 0:
+            from lightning.pytorch.loggers import MLFlowLogger
+
+            logger = MLFlowLogger(
+                tracking_uri=mlflow.get_tracking_uri(), run_id=run.info.run_id, log_model=False
+            )
+        result = fit(logger)
         # what the model was trained on, travelling with it into the registry: the next night
         # plans its warm start from the champion's copy (hivid.training.warmstart)
         train = split_videos_with_hashes(dataset_dir, "train", strict=False)

@@ -15,9 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -27,86 +25,19 @@ from lightning.pytorch.loggers import CSVLogger, Logger
 from lightning.pytorch.utilities import rank_zero_only
 from transformers import PreTrainedTokenizerBase
 
-from hivid.configbase import require
 from hivid.models.narrator import (
     CONFIG_FILE,
     HiVidNarrator,
     NarratorConfig,
     create_narrator,
     create_tokenizer,
-    load_compressor_weights,
     load_narrator,
     save_narrator,
 )
+from hivid.training.config import TrainConfig, TrainResult
 from hivid.training.datamodule import NarratorDataModule, corpus_texts, read_split
 from hivid.training.module import NarratorLightningModule, StageError, trainable_parameter_names
-
-
-@dataclass
-class TrainConfig:
-    """Trainer knobs of one stage (params.yaml ``train.stage1`` / ``train.stage2``)."""
-
-    max_steps: int = 100
-    """Optimizer steps."""
-    batch_size: int = 1
-    """Videos per batch per device."""
-    lr: float | None = None
-    """AdamW learning rate; None = the paper's (stage 1: 1e-4, stage 2: 5e-5)."""
-    weight_decay: float = 0.0
-    """AdamW weight decay (matrices only)."""
-    warmup_steps: int = 0
-    """Linear warmup steps before the cosine decay."""
-    max_frames: int | None = None
-    """Frames per video; None = the model config's max_frames."""
-    precision: Literal["auto", "32-true", "bf16-mixed", "16-mixed"] = "auto"
-    """Lightning precision; auto = bf16-mixed on a CUDA GPU with bf16 support, else 32-true."""
-    accelerator: str = "auto"
-    """Lightning accelerator (auto, cpu, gpu, ...)."""
-    devices: int | str = "auto"
-    """Devices per node."""
-    strategy: str = "auto"
-    """Lightning strategy (auto, ddp, fsdp, ...)."""
-    num_nodes: int = 1
-    """Nodes (multi-node DDP through torchrun / SLURM)."""
-    gradient_checkpointing: bool = False
-    """Recompute backbone activations in backward to save memory."""
-    checkpoint_every_n_steps: int = 50
-    """Lightning checkpoint interval in optimizer steps (a last one is always written)."""
-    limit_val_batches: int | float = 1.0
-    """Validation batches (int) or fraction of the val split (float)."""
-    seed: int = 0
-    """Seed of every RNG (model init, shuffling, dropout)."""
-    num_workers: int = 0
-    """DataLoader worker processes."""
-    log_every_n_steps: int = 1
-    """Logging interval in steps."""
-
-    def __post_init__(self) -> None:
-        require(self.max_steps > 0, f"max_steps must be > 0, got {self.max_steps}")
-        require(self.batch_size > 0, f"batch_size must be > 0, got {self.batch_size}")
-        require(self.lr is None or self.lr > 0, f"lr must be > 0, got {self.lr}")
-        require(self.weight_decay >= 0, "weight_decay must be >= 0")
-        require(self.warmup_steps >= 0, "warmup_steps must be >= 0")
-        require(self.max_frames is None or self.max_frames > 0, "max_frames must be > 0")
-        require(self.num_nodes > 0, "num_nodes must be > 0")
-        require(self.checkpoint_every_n_steps > 0, "checkpoint_every_n_steps must be > 0")
-        require(self.limit_val_batches >= 0, "limit_val_batches must be >= 0")
-        require(self.num_workers >= 0, "num_workers must be >= 0")
-        require(self.log_every_n_steps > 0, "log_every_n_steps must be > 0")
-
-
-@dataclass
-class TrainResult:
-    """What a stage produced."""
-
-    model_dir: Path
-    """The final narrator (load_narrator)."""
-    metrics: dict[str, float]
-    """train_loss (last step), val_loss, steps, trainable_params, total_params."""
-    trainable_parameter_names: list[str]
-    """Sorted names of the parameters this stage trained."""
-    lightning_checkpoint: Path
-    """out_dir/checkpoints/last.ckpt."""
+from hivid.training.warmstart import keep_weights, warm_model
 
 
 def _initial_model(
@@ -120,18 +51,14 @@ def _initial_model(
     if stage == 2:
         if init_model_dir is None:
             raise StageError("stage 2 needs init_model_dir (the stage-1 model directory)")
+        if warm_from is not None:
+            return warm_model(2, warm_from, init_model_dir, model_cfg)
         model, tok = load_narrator(init_model_dir)
         if not model.use_compressor:
             model.add_compressor(model_cfg.compressor, model_cfg.time_encoder)
-        if warm_from is not None:  # the champion's compressor on tonight's stage-1 backbone
-            load_compressor_weights(model, warm_from)
         return model, tok
     if warm_from is not None:
-        if init_model_dir is not None:
-            raise StageError("stage 1 takes init_model_dir or warm_from, not both")
-        model, tok = load_narrator(warm_from)
-        model.remove_compressor()
-        return model, tok
+        return warm_model(1, warm_from, init_model_dir, model_cfg)
     if init_model_dir is not None:
         model, tok = load_narrator(init_model_dir)
         if model.use_compressor:
@@ -164,52 +91,9 @@ def resolve_precision(cfg: TrainConfig) -> Precision:
     return "bf16-mixed" if gpu and torch.cuda.is_bf16_supported() else "32-true"
 
 
-RANK_ENV = ("RANK", "SLURM_PROCID", "LOCAL_RANK")
-"""Where a launcher puts this process's rank: torchrun / PyTorchJob, SLURM srun, Lightning's own
-DDP launcher (which sets LOCAL_RANK and NODE_RANK for the processes it starts)."""
-
-
-def env_global_rank() -> int:
-    """This process's rank as the launcher set it: 0 for rank 0 (or a lone process), else > 0.
-
-    Read before Lightning initialises the process group, so that only rank 0 opens tracking runs.
-    """
-    for name in RANK_ENV:
-        value = os.environ.get(name, "").strip()
-        if value.isdigit():
-            if name == "SLURM_PROCID" and int(os.environ.get("SLURM_NTASKS", "1") or 1) <= 1:
-                continue  # a single-task allocation (sbatch script itself, salloc shell)
-            rank = int(value)
-            if name == "LOCAL_RANK":
-                rank += int(os.environ.get("NODE_RANK", "0") or 0)  # nonzero iff not rank 0
-            return rank
-    return 0
-
-
 def _metric(metrics: Mapping[str, Any], key: str) -> float:
     value = metrics.get(key)
     return float(value) if value is not None else float("nan")
-
-
-def _untrained(
-    stage: int, model: HiVidNarrator, tok: PreTrainedTokenizerBase, out_dir: Path
-) -> TrainResult:
-    """A 0-step stage: the initial model is the result (a warm start with no new training
-    video keeps the champion's weights)."""
-    from hivid.models.freezing import apply_stage_freezing
-
-    apply_stage_freezing(model, stage)
-    names = sorted(trainable_parameter_names(model))
-    metrics = {
-        "steps": 0.0,
-        "trainable_params": float(sum(p.numel() for p in model.parameters() if p.requires_grad)),
-        "total_params": float(sum(p.numel() for p in model.parameters())),
-    }
-    model_dir = out_dir / "model"
-    if int(getattr(rank_zero_only, "rank", 0)) == 0:
-        save_narrator(model, tok, model_dir)
-        (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2), encoding="utf-8")
-    return TrainResult(model_dir, metrics, names, out_dir / "checkpoints" / "last.ckpt")
 
 
 def train_stage(
@@ -247,7 +131,7 @@ def train_stage(
     if train_cfg.max_frames is not None:
         model.cfg = dataclasses.replace(model.cfg, max_frames=train_cfg.max_frames)
     if steps == 0:
-        return _untrained(stage, model, tok, out_dir)
+        return keep_weights(stage, model, tok, out_dir)
     model.set_gradient_checkpointing(train_cfg.gradient_checkpointing)
     module = NarratorLightningModule(
         model, train_cfg.lr, train_cfg.weight_decay, train_cfg.warmup_steps, stage

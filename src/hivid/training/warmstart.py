@@ -22,7 +22,8 @@ train from scratch ("full"), and says why. The rules, in order:
 
 The record (``training.json`` in every saved model directory) carries the training split's
 ``{video_id: sha256}``, the model-config hash and the warm-start chain; it travels with the model
-into the registry, so the next night plans from the champion alone. Library code: no MLflow here.
+into the registry, so the next night plans from the champion alone. Library code: no MLflow and
+no Lightning here (a 0-step stage never imports the trainer).
 """
 
 from __future__ import annotations
@@ -32,9 +33,15 @@ import json
 import math
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from hivid.configbase import require, to_dict
+from hivid.training.config import TrainConfig, TrainResult
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
+
+    from hivid.models.narrator import HiVidNarrator, NarratorConfig
 
 RECORD_FILE = "training.json"
 """The training record inside a saved narrator directory."""
@@ -229,3 +236,69 @@ def read_plan(warm_dir: Path) -> WarmStartPlan:
     if not path.is_file():
         raise FileNotFoundError(f"{path}: missing (run `hivid warm-start` first)")
     return WarmStartPlan.from_dict(json.loads(path.read_text(encoding="utf-8")))
+
+
+def warm_model(
+    stage: int, warm_from: Path, init_model_dir: Path | None, model_cfg: NarratorConfig
+) -> tuple[HiVidNarrator, PreTrainedTokenizerBase]:
+    """The starting model of a warm stage. ``warm_from`` is the champion (a stage-2 narrator):
+    stage 1 takes it without its compressor (stage 2 froze everything else, so that is the
+    champion's stage-1 narrator); stage 2 puts its compressor and time encoder on tonight's
+    stage-1 model (``init_model_dir``)."""
+    from hivid.models.freezing import StageError
+    from hivid.models.narrator import load_compressor_weights, load_narrator
+
+    if stage == 1:
+        if init_model_dir is not None:
+            raise StageError("stage 1 takes init_model_dir or warm_from, not both")
+        model, tok = load_narrator(warm_from)
+        model.remove_compressor()
+        return model, tok
+    if init_model_dir is None:
+        raise StageError("stage 2 needs init_model_dir (the stage-1 model directory)")
+    model, tok = load_narrator(init_model_dir)
+    if not model.use_compressor:
+        model.add_compressor(model_cfg.compressor, model_cfg.time_encoder)
+    load_compressor_weights(model, warm_from)
+    return model, tok
+
+
+def keep_weights(
+    stage: int, model: HiVidNarrator, tokenizer: PreTrainedTokenizerBase, out_dir: Path
+) -> TrainResult:
+    """A 0-step stage: the starting model is the result (a warm start with no new training
+    video keeps the champion's weights). Same files as a trained stage, minus the checkpoint."""
+    import torch.distributed as dist
+
+    from hivid.models.freezing import apply_stage_freezing, trainable_parameter_names
+    from hivid.models.narrator import save_narrator
+
+    apply_stage_freezing(model, stage)
+    metrics = {
+        "steps": 0.0,
+        "trainable_params": float(sum(p.numel() for p in model.parameters() if p.requires_grad)),
+        "total_params": float(sum(p.numel() for p in model.parameters())),
+    }
+    model_dir = Path(out_dir) / "model"
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_rank() == 0:
+        save_narrator(model, tokenizer, model_dir)
+        (Path(out_dir) / "metrics.json").write_text(json.dumps(metrics, indent=2), "utf-8")
+    names = sorted(trainable_parameter_names(model))
+    return TrainResult(model_dir, metrics, names, Path(out_dir) / "checkpoints" / "last.ckpt")
+
+
+def keep_champion(
+    stage: int,
+    warm_from: Path,
+    init_model_dir: Path | None,
+    out_dir: Path,
+    model_cfg: NarratorConfig,
+    train_cfg: TrainConfig,
+) -> TrainResult:
+    """A warm stage with 0 steps, without importing the trainer: ``warm_model`` saved as is."""
+    import dataclasses
+
+    model, tok = warm_model(stage, warm_from, init_model_dir, model_cfg)
+    if train_cfg.max_frames is not None:
+        model.cfg = dataclasses.replace(model.cfg, max_frames=train_cfg.max_frames)
+    return keep_weights(stage, model, tok, out_dir)
