@@ -162,3 +162,26 @@ def test_evaluate_records_against_ground_truth(tmp_path: Path) -> None:
     assert m["script_label_accuracy"] == 0.5
     assert m["product_text_recall"] == 0.5  # name + price in frame 0, neither in frame 1
     assert evaluate_records({"x": rec}, tmp_path / "gt") == {}
+
+
+def test_mean_pooling_embedder_equals_sentence_transformers() -> None:
+    """The packaged MiniLM runs without sentence-transformers, with the same vectors."""
+    from sentence_transformers import SentenceTransformer
+
+    from hivid.annotate.embeddings import MeanPoolingEmbedder, get_embedder, resolve_embedder
+
+    emb = get_embedder()
+    assert isinstance(emb, MeanPoolingEmbedder) and emb.sha256
+    texts = [
+        "Meet the Zenthe Morning Mug.",
+        "With 450 ml of space it keeps coffee hot for hours, even on a long commute home.",
+        "特价",
+        "",
+    ] * 10  # more than one batch of 32, mixed lengths (padding)
+    ours = emb.embed(texts)
+    ref = SentenceTransformer(resolve_embedder("all-MiniLM-L6-v2")[0], device="cpu").encode(
+        texts, batch_size=32, normalize_embeddings=True
+    )
+    assert ours.shape == (40, 384) and ours.dtype == np.float32
+    assert np.abs(ours - ref).max() < 1e-5
+    assert emb.embed([]).shape == (0, 384)
