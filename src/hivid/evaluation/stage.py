@@ -11,13 +11,14 @@ Writes (ActivityNet Captions formats, so any reference evaluator can re-score th
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hivid.configbase import require
 from hivid.evaluation.dense import (
@@ -29,6 +30,9 @@ from hivid.evaluation.dense import (
     localization_scores,
 )
 from hivid.io import read_json, read_jsonl, write_bytes_atomic, write_json, write_jsonl
+
+if TYPE_CHECKING:
+    from hivid.evaluation.meteor import Meteor
 
 
 @dataclass
@@ -91,6 +95,36 @@ def evaluate_model(
     progress: Callable[[str, int, int], None] | None = None,
 ) -> dict[str, Any]:
     """Generate chapters for every video of ``cfg.split`` and score them; returns the metrics."""
+    # METEOR's JVM takes seconds to load its paraphrase table: start it first, so that it loads
+    # while the narrator is imported and generates (None without Java: see score_predictions).
+    meteor = _start_meteor(cfg)
+    try:
+        return _evaluate_model(model_dir, dataset_dir, data_root, out_dir, cfg, progress, meteor)
+    finally:
+        if meteor is not None:
+            meteor.close()
+
+
+def _start_meteor(cfg: EvaluateConfig) -> Meteor | None:
+    from hivid.evaluation.java import JavaMissingError, find_java
+    from hivid.evaluation.meteor import Meteor
+
+    try:
+        find_java()
+    except JavaMissingError:
+        return None
+    return Meteor(cfg.meteor_memory)
+
+
+def _evaluate_model(
+    model_dir: Path,
+    dataset_dir: Path,
+    data_root: Path,
+    out_dir: Path,
+    cfg: EvaluateConfig,
+    progress: Callable[[str, int, int], None] | None,
+    meteor: Meteor | None,
+) -> dict[str, Any]:
     from hivid.models.narrator import load_narrator
     from hivid.training.generate import generate_chapters
 
@@ -136,7 +170,7 @@ def evaluate_model(
     if progress:
         progress("done", len(rows), len(rows))
     prediction = {"version": "VERSION 1.0", "results": results, "external_data": {"used": False}}
-    scores, tags = score_predictions(gt, prediction, cfg)
+    scores, tags = score_predictions(gt, prediction, cfg, meteor)
     scores.update(narration_metrics(gt_chapters, pred_chapters, results, cfg, tags))
     n_pred = [len(results.get(v, [])) for v in gt]
     metrics = {k: float(scores[k]) for k in METRIC_KEYS if k in scores}
@@ -227,10 +261,14 @@ METRIC_KEYS = (
 
 
 def score_predictions(
-    gt: dict[str, Any], prediction: dict[str, Any], cfg: EvaluateConfig
+    gt: dict[str, Any],
+    prediction: dict[str, Any],
+    cfg: EvaluateConfig,
+    meteor: Meteor | None = None,
 ) -> tuple[dict[str, Any], dict[str, str]]:
     """Every dense metric (SODA_c included) with one METEOR process, plus the evaluator tags.
 
+    ``meteor``: an already started process (the caller closes it); None starts one here.
     Without a Java runtime (and ``require_java`` off) only Precision / Recall / F1 are computed
     and the tags say so; the promotion gate then falls back to its fallback metric.
     """
@@ -251,8 +289,10 @@ def score_predictions(
         loc["warnings"] = warns
         return loc, {"evaluator.language_metrics": f"not computed: {exc}"[:250]}
     tok = CaptionTokenizer(mode=cfg.tokenizer, segmenter=cfg.segmenter)  # type: ignore[arg-type]
-    with Meteor(cfg.meteor_memory) as meteor, warnings.catch_warnings():
+    with contextlib.ExitStack() as stack, warnings.catch_warnings():
         warnings.simplefilter("ignore")  # returned in scores["warnings"]
+        if meteor is None:
+            meteor = stack.enter_context(Meteor(cfg.meteor_memory))
         scores = dense_scores(gt, prediction, tok, meteor, cfg.tious, cfg.max_proposals)
         ident = evaluator_identity(tok, meteor)
     tags = {
