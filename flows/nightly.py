@@ -77,9 +77,10 @@ def prepare_data(root: str, demo: bool) -> str:
     return ensure_data(Path(root), demo, _log())
 
 
-# Annotation may call remote inference endpoints: retried. Other stages are deterministic, and a
-# retry would only repeat the same failure (the quality gate in particular must not be retried).
-STAGE_RETRIES = {"annotate": 1}
+# Annotation may call remote inference endpoints and warm_start downloads the champion from the
+# registry: retried. Other stages are deterministic, and a retry would only repeat the same
+# failure (the quality gate in particular must not be retried).
+STAGE_RETRIES = {"annotate": 1, "warm_start": 2}
 
 
 def train_on_pool(deployment: str, root: str, parent_run_id: str) -> dict[str, str]:
@@ -175,8 +176,8 @@ def nightly(
     max_lateness_s: float = 6 * 3600,
     train_deployment: str | None = None,
 ) -> dict[str, Any]:
-    """ingest -> annotate -> validate (gate) -> build_dataset -> train 1 -> train 2 -> evaluate
-    -> register `hivid-narrator@challenger` -> dvc push."""
+    """ingest -> annotate -> validate (gate) -> build_dataset -> warm_start -> train 1 -> train 2
+    -> evaluate -> register `hivid-narrator@challenger` -> promote -> compare -> dvc push."""
     root = str(Path(repo).resolve())
     logger = get_run_logger()
     scheduled = flow_run.scheduled_start_time
