@@ -58,5 +58,6 @@ bench-speech: install
 lock:
 	$(PY) -m pip freeze --all --exclude-editable | grep -v '^hivid' > requirements.lock
 
+## DVC's run-cache goes too: outputs it restores would name MLflow runs the wiped store lacks.
 clean:
-	rm -rf outputs mlruns/mlflow.db mlruns/artifacts
+	rm -rf outputs mlruns/mlflow.db mlruns/artifacts .dvc/cache/runs

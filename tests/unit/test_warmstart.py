@@ -263,3 +263,18 @@ def test_focus_videos_get_their_share_of_samples(tmp_path: Path) -> None:
     assert 0.4 < drawn.count(5) / len(drawn) < 0.6
     with pytest.raises(ValueError, match="focus_share"):
         NarratorDataModule(data, tok, spec, focus=["vid05"], focus_share=1.0)
+
+
+def test_lineage_names_a_recorded_run_missing_from_the_store(project: Path) -> None:
+    """e.g. a DVC run-cache restore of an output whose MLflow run was wiped: MISMATCH, no crash."""
+    from hivid.tracking.audit import trace
+    from hivid.tracking.runs import configure
+
+    configure(project)
+    tags = {"hivid.stage": "train_stage2", "upstream.train_stage1.run": "0" * 32}
+    with mlflow.start_run(tags=tags) as run:
+        pass
+    lineage = trace(project, run.info.run_id)
+    missing = next(x for x in lineage.links if x.name == "train_stage1 run")
+    assert missing.status == "MISMATCH" and "not in the store" in missing.reason
+    assert not lineage.ok

@@ -207,7 +207,13 @@ def trace(root: Path, ref: str) -> Lineage:
         if current is None:
             links.append(Link(f"{stage} run", "UNVERIFIED", "no upstream run recorded"))
             continue
-        run = client.get_run(current)
+        try:
+            run = client.get_run(current)
+        except mlflow.exceptions.MlflowException:
+            # recorded as this stage's run, yet gone from the store (deleted, or a DVC run-cache
+            # restore of an output made against another store): the chain is broken here
+            links.append(Link(f"{stage} run", "MISMATCH", f"run {current} not in the store"))
+            break
         runs[stage] = run
         links.append(_run_link(stage, run))
         prev = stage
