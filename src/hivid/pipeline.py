@@ -21,7 +21,7 @@ from typing import Any
 import mlflow
 
 from hivid.io import read_json
-from hivid.tracking.lineage import data_md5, lineage_tags
+from hivid.tracking.lineage import RUN_RECORD, data_md5, lineage_tags, stage_outs
 from hivid.tracking.runs import PARENT_ENV, configure, tracking_uri
 
 STAGES: tuple[str, ...] = (
@@ -118,14 +118,59 @@ def pipeline_up_to_date(root: Path) -> bool:
     return proc.returncode == 0 and json.loads(proc.stdout or "{}") == {}
 
 
+def recorded_runs_missing(root: Path, stage: str) -> list[str]:
+    """Run ids that ``stage``'s outputs name (``.hivid_run.json``) but the tracking store lacks:
+    DVC restored the outputs from its cache, made against another (or a wiped) MLflow store."""
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=tracking_uri(root))
+    missing = []
+    for out in stage_outs(root, stage):
+        record = root / out / RUN_RECORD
+        if record.is_file():
+            run_id = read_json(record)["run_id"]
+            try:
+                client.get_run(run_id)
+            except mlflow.exceptions.MlflowException:
+                missing.append(run_id)
+    return missing
+
+
 def repro_stage(
     root: Path, stage: str, parent_run_id: str | None, log: Callable[[str], None] = print
 ) -> str:
-    """Reproduce one dvc.yaml stage; returns 'ran' or 'skipped' (DVC found it up to date)."""
+    """Reproduce one dvc.yaml stage; returns 'ran' or 'skipped' (DVC found it up to date).
+
+    A stage DVC restores from its cache, whose recorded MLflow run this store does not have, is
+    run again (forced), so that lineage never points at a run nobody can open."""
+    how = _repro(root, stage, parent_run_id, log, force=False)
+    if how == "skipped":
+        missing = recorded_runs_missing(root, stage)
+        if missing:
+            log(f"{stage}: outputs name MLflow run(s) {missing} this store lacks: running again")
+            how = _repro(root, stage, parent_run_id, log, force=True)
+    return how
+
+
+def _repro(
+    root: Path,
+    stage: str,
+    parent_run_id: str | None,
+    log: Callable[[str], None],
+    force: bool,
+) -> str:
     env = {PARENT_ENV: parent_run_id} if parent_run_id else {}
     env["MLFLOW_TRACKING_URI"] = tracking_uri(root)
     proc = subprocess.Popen(
-        [sys.executable, "-m", "dvc", "repro", "--single-item", stage],
+        [
+            sys.executable,
+            "-m",
+            "dvc",
+            "repro",
+            "--single-item",
+            *(["--force"] if force else []),
+            stage,
+        ],
         cwd=root,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,

@@ -3,6 +3,7 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
+import pytest
 import yaml
 
 from hivid.tracking.lineage import data_md5, find_project_root, lineage_tags, out_md5
@@ -75,3 +76,26 @@ def test_find_project_root_walks_up(tmp_path: Path) -> None:
     sub = root / "a" / "b"
     sub.mkdir(parents=True)
     assert find_project_root(sub) == root.resolve()
+
+
+def test_outputs_naming_runs_the_store_lacks_are_found(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What the flow checks after DVC restores a stage from its cache (then it reruns it)."""
+    import mlflow
+
+    from hivid.io import write_json
+    from hivid.pipeline import recorded_runs_missing
+    from hivid.tracking.lineage import RUN_RECORD
+
+    (tmp_path / "mlruns").mkdir()
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlruns' / 'mlflow.db'}")
+    stage = {"cmd": "true", "outs": ["outputs/a", {"outputs/b": {"persist": True}}]}
+    (tmp_path / "dvc.yaml").write_text(yaml.safe_dump({"stages": {"s": stage}}))
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlruns' / 'mlflow.db'}")
+    with mlflow.start_run() as run:
+        pass
+    for out, run_id in (("a", run.info.run_id), ("b", "f" * 32)):
+        (tmp_path / "outputs" / out).mkdir(parents=True)
+        write_json(tmp_path / "outputs" / out / RUN_RECORD, {"stage": "s", "run_id": run_id})
+    assert recorded_runs_missing(tmp_path, "s") == ["f" * 32]
