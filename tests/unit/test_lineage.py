@@ -87,12 +87,13 @@ def test_outputs_naming_runs_the_store_lacks_are_found(
     from hivid.io import write_json
     from hivid.pipeline import recorded_runs_missing
     from hivid.tracking.lineage import RUN_RECORD
+    from hivid.tracking.runs import configure
 
     (tmp_path / "mlruns").mkdir()
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlruns' / 'mlflow.db'}")
     stage = {"cmd": "true", "outs": ["outputs/a", {"outputs/b": {"persist": True}}]}
     (tmp_path / "dvc.yaml").write_text(yaml.safe_dump({"stages": {"s": stage}}))
-    mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlruns' / 'mlflow.db'}")
+    configure(tmp_path)  # this store and its experiment (an earlier test may have set another)
     with mlflow.start_run() as run:
         pass
     for out, run_id in (("a", run.info.run_id), ("b", "f" * 32)):
