@@ -381,7 +381,6 @@ def run_warm_start(root: Path, params: Path, dataset_dir: Path, out: Path) -> di
     import shutil
     import tempfile
 
-    from hivid.tracking.runs import configure
     from hivid.training.warmstart import (
         MODEL_DIR,
         PLAN_FILE,
@@ -400,7 +399,6 @@ def run_warm_start(root: Path, params: Path, dataset_dir: Path, out: Path) -> di
     if out.exists():
         shutil.rmtree(out)
     out.mkdir(parents=True)
-    configure(root)
     with stage_run(root, "warm_start", {"warm_start": to_dict(cfg)}) as run:
         with tempfile.TemporaryDirectory() as tmp:
             parent, champion_dir, note = None, None, ""
