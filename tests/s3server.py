@@ -29,7 +29,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterable, Iterator
-from contextlib import ExitStack, closing
+from contextlib import ExitStack, closing, suppress
 from pathlib import Path
 from typing import Any
 
@@ -244,7 +244,9 @@ class S3Server:
             if self._healthy():
                 return
             time.sleep(0.2)
-        raise S3ServerError(f"weed mini not ready in {self.start_timeout_s:.0f} s: {self.log_tail()}")
+        raise S3ServerError(
+            f"weed mini not ready in {self.start_timeout_s:.0f} s: {self.log_tail()}"
+        )
 
     def _healthy(self) -> bool:
         try:
@@ -276,10 +278,8 @@ class S3Server:
     def _terminate(self, sig: int, timeout_s: float = 20.0) -> None:
         proc, self.proc = self.proc, None
         if proc is not None and proc.poll() is None:
-            try:
+            with suppress(ProcessLookupError):
                 os.killpg(proc.pid, sig)
-            except ProcessLookupError:
-                pass
             try:
                 proc.wait(timeout=timeout_s)
             except subprocess.TimeoutExpired:
@@ -334,10 +334,8 @@ class S3Server:
         """Create a bucket (a fresh unique name when none is given) and return its name."""
         name = name or f"t-{secrets.token_hex(6)}"
         client = self.client()
-        try:
+        with suppress(client.exceptions.BucketAlreadyOwnedByYou):
             client.create_bucket(Bucket=name)
-        except client.exceptions.BucketAlreadyOwnedByYou:
-            pass
         return name
 
     def empty_bucket(self, name: str) -> None:

@@ -25,7 +25,9 @@ def test_round_trip_and_restart_on_same_dir_and_ports(make_s3_server) -> None:
 
     server.kill()  # a crash, not a clean stop
     assert not any(_listening(p) for p in ports.values())
-    with pytest.raises(Exception):
+    from botocore.exceptions import EndpointConnectionError
+
+    with pytest.raises(EndpointConnectionError):
         server.client(max_attempts=1, timeout_s=2).list_buckets()
 
     server.start()
