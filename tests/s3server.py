@@ -315,7 +315,7 @@ class S3Server:
         from botocore.config import Config
 
         cfg = Config(
-            retries={"max_attempts": max_attempts, "mode": "standard"},
+            retries={"total_max_attempts": max_attempts, "mode": "standard"},
             connect_timeout=timeout_s,
             read_timeout=timeout_s,
             s3={"addressing_style": "path"},

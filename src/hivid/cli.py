@@ -67,6 +67,51 @@ def demo_data(out: Path, videos: int | None, seed: int | None, faults: bool, par
 
 
 @main.command()
+@click.argument("source", required=False)
+@click.option(
+    "--push/--no-push",
+    default=True,
+    show_default=True,
+    help="After taking something new: `dvc push data.dvc` (always `dvc add data`).",
+)
+@click.option("--demo", is_flag=True, help="Generate the demo corpus when data/ is missing.")
+@params_option
+def intake(source: str | None, push: bool, demo: bool, params: Path) -> None:
+    """Take new or changed videos from a landing zone (s3://bucket/prefix or a folder) into data/.
+
+    SOURCE defaults to intake.source in params.yaml. Each object is downloaded into a staging
+    folder, verified (sha256, the S3 checksum / ETag, a PyAV probe) and moved into data/
+    atomically; a ledger (data/intake/ledger.jsonl) records key, ETag and sha256. Bad objects are
+    listed in outputs/intake/quarantine.jsonl with the reason (the landing zone is only read).
+    Something new: `dvc add data` + `dvc push`; commit the new data.dvc. Credentials come from the
+    environment, intake.profile or intake.credentials_file, never from params.yaml.
+    """
+    from hivid.pipeline import run_intake
+
+    def go() -> dict:
+        with progress("intake") as bar:
+            return run_intake(
+                project_root(), params, source, demo=demo, push=push, log=click.echo, progress=bar
+            )
+
+    r = guard("intake", go)
+    if r["changed"]:
+        click.echo(
+            f"intake: {len(r['taken'])} file(s) taken ({len(r['new_videos'])} video(s): "
+            f"{', '.join(r['new_videos'][:10])}{' ...' if len(r['new_videos']) > 10 else ''}), "
+            f"{r['unchanged']} unchanged, {len(r['quarantined'])} quarantined; "
+            f"data.dvc md5 {r['data_md5']}: commit data.dvc to name this data version"
+        )
+    else:
+        click.echo(
+            f"intake: nothing new ({r['unchanged']} unchanged, {len(r['quarantined'])} "
+            "quarantined); data/ and data.dvc unchanged"
+        )
+    for q in r["quarantined"]:
+        click.echo(f"  quarantined: {q['reason']}")
+
+
+@main.command()
 @click.option("--data", type=PATH, default=Path("data"), show_default=True)
 @click.option("--out", type=PATH, default=Path("outputs/ingest"), show_default=True)
 @params_option

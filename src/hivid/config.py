@@ -4,6 +4,7 @@ Sections and the dataclass that validates each (fields and their docstrings live
 that uses them)::
 
     demo          hivid.data.demo.DemoConfig
+    intake        hivid.data.intake.IntakeConfig
     ingest        hivid.data.ingest.IngestConfig
     annotate      hivid.annotate.pipeline.AnnotateConfig
     quality       hivid.quality.suites.QualityConfig
@@ -32,6 +33,7 @@ T = TypeVar("T")
 
 SECTIONS: dict[str, str] = {
     "demo": "hivid.data.demo:DemoConfig",
+    "intake": "hivid.data.intake:IntakeConfig",
     "ingest": "hivid.data.ingest:IngestConfig",
     "annotate": "hivid.annotate.pipeline:AnnotateConfig",
     "quality": "hivid.quality.suites:QualityConfig",

@@ -2,6 +2,7 @@
 
 - ``STAGES``: the dvc.yaml stages in order;
 - ``ensure_data``: make ``data/`` match ``data.dvc`` (DVC pull, or the deterministic demo corpus);
+- ``run_intake``: take new landing-zone objects into ``data/`` and pin them (``dvc add`` + push);
 - ``repro_stage``: ``dvc repro --single-item <stage>`` in a subprocess, child of the pipeline run;
 - ``pipeline_run``: the MLflow parent run every stage run nests under;
 - ``summary_text``: what a person reads at the end of the main job.
@@ -63,6 +64,21 @@ def data_status(root: Path) -> dict[str, Any]:
     return json.loads(proc.stdout or "{}")
 
 
+def pin_data(root: Path, push: bool, log: Callable[[str], None] = print) -> str:
+    """``dvc add data`` (a new data.dvc) and, with ``push``, ``dvc push data.dvc``; the md5."""
+    proc = _dvc(root, "add", "data")
+    if proc.returncode != 0:
+        raise PipelineError(f"dvc add data failed: {proc.stderr.strip()[-500:]}")
+    if push:
+        proc = _dvc(root, "push", "data.dvc")
+        if proc.returncode != 0:
+            err = (proc.stderr.strip() or proc.stdout.strip()).splitlines()
+            raise PipelineError(f"dvc push data.dvc failed: {err[-1][-300:] if err else '?'}")
+    md5 = data_md5(root) or "?"
+    log(f"data pinned: data.dvc md5 {md5}{' (pushed)' if push else ''}")
+    return md5
+
+
 def ensure_data(root: Path, demo: bool, log: Callable[[str], None] = print) -> str:
     """Make ``data/`` exist and match ``data.dvc``; returns how (present | pulled | generated)."""
     data = root / "data"
@@ -86,9 +102,7 @@ def ensure_data(root: Path, demo: bool, log: Callable[[str], None] = print) -> s
         else:
             raise PipelineError(f"{data}: no data (dvc pull failed and --no-demo was given)")
     if not pinned:
-        proc = _dvc(root, "add", "data")
-        if proc.returncode != 0:
-            raise PipelineError(f"dvc add data failed: {proc.stderr.strip()[-500:]}")
+        pin_data(root, push=False, log=log)
         log("data.dvc created: commit it to pin this data version")
         return how
     status = data_status(root)
@@ -97,9 +111,7 @@ def ensure_data(root: Path, demo: bool, log: Callable[[str], None] = print) -> s
         # "not in cache" even when it is byte-identical; `dvc add` caches it, and only a changed
         # md5 means a different codec build produced other bytes (re-pinned loudly, never used
         # unpinned).
-        proc = _dvc(root, "add", "data")
-        if proc.returncode != 0:
-            raise PipelineError(f"dvc add data failed: {proc.stderr.strip()[-500:]}")
+        pin_data(root, push=False, log=lambda _: None)
         if data_md5(root) == pinned:
             log("the regenerated demo corpus matches data.dvc byte for byte (now in the DVC cache)")
             return "generated"
@@ -114,6 +126,63 @@ def ensure_data(root: Path, demo: bool, log: Callable[[str], None] = print) -> s
             "run `dvc add data` and commit data.dvc to train on new data"
         )
     return how
+
+
+def run_intake(
+    root: Path,
+    params: Path,
+    source: str | None = None,
+    demo: bool = False,
+    push: bool = True,
+    log: Callable[[str], None] = print,
+    progress: Callable[[str, int, int], None] | None = None,
+) -> dict[str, Any]:
+    """Take the landing zone's new or changed objects into ``data/`` and pin the new version.
+
+    ``data/`` must match ``data.dvc`` first (pulled, or the demo corpus when ``demo``), so only
+    intake's own changes get pinned; then `hivid.data.intake.intake`; then, when data changed,
+    ``dvc add data`` + ``dvc push data.dvc`` (committing data.dvc to git is the caller's). An
+    interrupted earlier run (commit cut short, or pin/push failed) is completed first. Returns the
+    intake summary plus ``changed`` (a new data version) and ``data_md5``."""
+    from hivid.config import load_section
+    from hivid.data.intake import (
+        IntakeConfig,
+        clear_pin_pending,
+        intake,
+        pin_pending,
+        write_reports,
+    )
+
+    cfg: IntakeConfig = load_section(params, "intake")
+    state = root / cfg.state_dir
+    pending = pin_pending(state)
+    if not pending:
+        ensure_data(root, demo, log)
+    result = intake(source or cfg.source, root / "data", cfg, root, log, progress)
+    changed = result.changed or pending
+    if changed:
+        pin_data(root, push=push, log=log)
+        clear_pin_pending(state)
+    write_reports(result, state)
+    _merge_quarantine_report(root, state / "quarantine.jsonl")
+    out = result.to_dict()
+    out.update(changed=changed, data_md5=data_md5(root))
+    return out
+
+
+def _merge_quarantine_report(root: Path, intake_rows: Path) -> None:
+    """Refresh ``outputs/quarantine/`` with intake's rows (validate refreshes it too; a nightly
+    with nothing new runs no validate, and a bad object must still show in the report)."""
+    from hivid.quality.quarantine import collect, write_report
+
+    out = root / "outputs"
+    rows = collect(
+        out / "ingest" / "quarantine.jsonl",
+        out / "annotate_quarantine.jsonl",
+        out / "quality" / "quarantine.jsonl",
+        intake_rows=intake_rows,
+    )
+    write_report(rows, out / "quarantine")
 
 
 def pipeline_up_to_date(root: Path) -> bool:

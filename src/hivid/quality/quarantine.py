@@ -1,6 +1,7 @@
 """One quarantine report over every stage: what was set aside, where, and why.
 
-Each stage keeps its own rows (``outputs/ingest/quarantine.jsonl``,
+Each stage keeps its own rows (``outputs/intake/quarantine.jsonl``: landing-zone objects not
+taken into data/, ``outputs/ingest/quarantine.jsonl``,
 ``outputs/annotate_quarantine.jsonl``, ``outputs/quality/quarantine.jsonl``); the ``validate``
 stage merges them into ``outputs/quarantine/``::
 
@@ -42,9 +43,18 @@ def _rows(stage: str, path: Path) -> list[dict[str, Any]]:
     return out
 
 
-def collect(ingest_rows: Path, annotate_rows: Path, validate_rows: Path) -> list[dict[str, Any]]:
-    """Every stage's quarantine rows, in pipeline order, in one shape."""
+def collect(
+    ingest_rows: Path,
+    annotate_rows: Path,
+    validate_rows: Path,
+    intake_rows: Path | None = None,
+) -> list[dict[str, Any]]:
+    """Every stage's quarantine rows, in pipeline order, in one shape (``intake_rows`` defaults
+    to ``outputs/intake/quarantine.jsonl`` beside the ingest folder)."""
+    if intake_rows is None:
+        intake_rows = ingest_rows.parent.parent / "intake" / "quarantine.jsonl"
     return [
+        *_rows("intake", intake_rows),
         *_rows("ingest", ingest_rows),
         *_rows("annotate", annotate_rows),
         *_rows("validate", validate_rows),
@@ -58,7 +68,8 @@ def _cell(text: str) -> str:
 def write_report(rows: list[dict[str, Any]], out_dir: Path) -> dict[str, Any]:
     """Write ``report.jsonl``, ``report.md`` and ``summary.json`` under ``out_dir``."""
     counts = Counter(r["stage"] for r in rows)
-    by_stage = {s: counts.get(s, 0) for s in STAGES}
+    # intake is listed only when the nightly has a landing zone that set something aside
+    by_stage = {s: counts.get(s, 0) for s in STAGES if s != "intake" or counts.get(s)}
     summary: dict[str, Any] = {"total": len(rows), "by_stage": by_stage}
     write_jsonl(out_dir / "report.jsonl", rows)
     write_json(out_dir / "summary.json", summary)
@@ -79,4 +90,4 @@ def write_report(rows: list[dict[str, Any]], out_dir: Path) -> dict[str, Any]:
     return summary
 
 
-STAGES = ("ingest", "annotate", "validate")
+STAGES = ("intake", "ingest", "annotate", "validate")
