@@ -31,6 +31,7 @@ from hivid.pipeline import (
     pipeline_run,
     pipeline_up_to_date,
     repro_stage,
+    run_intake,
     summary_text,
 )
 from hivid.stages import run_promote, run_register
@@ -69,6 +70,20 @@ def notify_failure(flow: Any, flow_run: Any, state: Any) -> None:
 
 def _log() -> Any:
     return get_run_logger().info
+
+
+def intake_source(root: str) -> str:
+    """``intake.source`` of the project's params ('' when the nightly takes no new data)."""
+    from hivid.config import load_section
+
+    return str(load_section(Path(root) / "params.yaml", "intake").source)
+
+
+@task(retries=2, retry_delay_seconds=[5, 30])
+def intake_landing_zone(root: str, demo: bool) -> dict[str, Any]:
+    """Landing zone -> data/ (S3 network access: retried); a new data version is pinned with
+    `dvc add` + `dvc push`, and its data.dvc is committed by the flow's final commit step."""
+    return run_intake(Path(root), Path(root) / "params.yaml", demo=demo, log=_log())
 
 
 @task(retries=2, retry_delay_seconds=[5, 30])
@@ -176,8 +191,9 @@ def nightly(
     max_lateness_s: float = 6 * 3600,
     train_deployment: str | None = None,
 ) -> dict[str, Any]:
-    """ingest -> annotate -> validate (gate) -> build_dataset -> warm_start -> train 1 -> train 2
-    -> evaluate -> register `hivid-narrator@challenger` -> promote -> compare -> dvc push."""
+    """[intake, when intake.source is set] -> ingest -> annotate -> validate (gate) ->
+    build_dataset -> warm_start -> train 1 -> train 2 -> evaluate -> register
+    `hivid-narrator@challenger` -> promote -> compare -> dvc push."""
     root = str(Path(repo).resolve())
     logger = get_run_logger()
     scheduled = flow_run.scheduled_start_time
@@ -186,9 +202,25 @@ def nightly(
         if late > max_lateness_s:  # a late nightly is skipped, not piled onto the next one
             logger.warning("skipping: scheduled %s, %.0f s late", scheduled, late)
             return {"status": "skipped (late)", "stages": {}, "text": "skipped: run was late"}
+    intake: dict[str, Any] | None = None
+    if intake_source(root):
+        intake = intake_landing_zone(root, demo)
+        logger.info(
+            "intake: %d file(s) taken, %d unchanged, %d quarantined; data %s",
+            len(intake["taken"]),
+            intake["unchanged"],
+            len(intake["quarantined"]),
+            "changed" if intake["changed"] else "unchanged",
+        )
     how = prepare_data(root, demo)
     logger.info("data: %s", how)
     result: dict[str, Any] = {"stages": {}, "seconds": {}, "status": "running", "data": how}
+    if intake is not None:
+        result["intake"] = {k: v for k, v in intake.items() if k != "taken"} | {
+            "taken": [t["key"] for t in intake["taken"]]
+        }
+    # a new data version (data.dvc) for the final commit step to commit
+    result["data_changed"] = bool(intake and intake["changed"])
     name = f"nightly-{datetime.now(UTC):%Y%m%d-%H%M%S}"
     with pipeline_run(Path(root), name, {"prefect.flow_run": str(flow_run.id or "")}) as run:
         result["run_id"] = run.info.run_id

@@ -282,6 +282,15 @@ def summary_text(root: Path, result: dict[str, Any]) -> str:
     """A short human summary: outcome, metrics, registry version, where to look next."""
     uri = tracking_uri(root)
     lines = ["", "HiVid nightly pipeline: " + result.get("status", "?")]
+    if result.get("intake"):
+        it = result["intake"]
+        lines.append(
+            f"intake from {it['source']}: {len(it['taken'])} file(s) taken, {it['unchanged']} "
+            f"unchanged, {len(it['quarantined'])} quarantined"
+            + (f" -> new data version {it['data_md5']}" if it.get("changed") else "")
+        )
+        for q in it["quarantined"]:
+            lines.append(f"  quarantined at intake: {q['reason']}")
     for stage, how in result.get("stages", {}).items():
         lines.append(f"  {stage:<14} {how}")
     quality = root / "outputs" / "quality" / "gate.json"

@@ -662,7 +662,9 @@ class Intake:
 
         def seen(obj: ObjectInfo) -> bool:
             row = memo.get(obj.key) or ledger.get(obj.key)
-            return bool(row) and (row["etag"], row["size"], row.get("version_id")) == obj.identity()
+            if row is None:
+                return False
+            return (row["etag"], row["size"], row.get("version_id")) == obj.identity()
 
         existing = (
             {
