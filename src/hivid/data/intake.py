@@ -45,6 +45,7 @@ import os
 import re
 import shutil
 import stat
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
@@ -111,6 +112,8 @@ class IntakeConfig:
     """Per-video limit of that probe (a child process, killed on timeout)."""
     chunk_bytes: int = 8 * 1024**2
     """Read size of the streamed download."""
+    workers: int = 4
+    """Objects downloaded at the same time (threads sharing one boto3 client)."""
 
     def __post_init__(self) -> None:
         require(bool(self.extensions), "intake.extensions must not be empty")
@@ -125,6 +128,7 @@ class IntakeConfig:
         require(self.read_timeout_s > 0, "intake.read_timeout_s must be > 0")
         require(self.probe_timeout_s > 0, "intake.probe_timeout_s must be > 0")
         require(self.chunk_bytes >= 64 * 1024, "intake.chunk_bytes must be >= 65536")
+        require(1 <= self.workers <= 64, "intake.workers must be in 1..64")
         if self.source.startswith("s3://"):
             require(bool(parse_s3_url(self.source)[0]), "intake.source: s3:// URL without bucket")
 
@@ -552,6 +556,7 @@ class Intake:
         self.log = log
         self.progress = progress
         self.result = IntakeResult(source=landing.url)
+        self._lock = threading.Lock()
 
     # ---- state ----
     def _memo_path(self) -> Path:
@@ -584,7 +589,8 @@ class Intake:
             try:
                 rec = json.loads(done.read_text())
                 if rec["size"] == dest.stat().st_size == obj.size:
-                    self.result.resumed += 1
+                    with self._lock:
+                        self.result.resumed += 1
                     return Fetched(dest, rec["sha256"], rec["size"], rec.get("checksum_sha256"))
             except (OSError, ValueError, KeyError):
                 pass
@@ -604,8 +610,39 @@ class Intake:
                 "key": obj.key,
             },
         )
-        self.result.downloaded_bytes += fetched.size
+        with self._lock:
+            self.result.downloaded_bytes += fetched.size
         return Fetched(dest, fetched.sha256, fetched.size, fetched.checksum_sha256)
+
+    def _stage_all(self, objs: list[ObjectInfo]) -> dict[str, Fetched | Exception]:
+        """Stage ``objs`` with ``cfg.workers`` threads: key -> Fetched, or the ObjectGone /
+        ObjectUnreadable that quarantines it; an outage (IntakeError) stops all and is raised."""
+        from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
+
+        out: dict[str, Fetched | Exception] = {}
+
+        def one(obj: ObjectInfo) -> None:
+            try:
+                out[obj.key] = self._stage(obj)
+            except (ObjectGone, ObjectUnreadable) as exc:
+                out[obj.key] = exc
+            if self.progress:
+                self.progress(obj.key, len(out), len(objs))
+
+        if self.cfg.workers <= 1 or len(objs) <= 1:
+            for obj in objs:
+                one(obj)
+            return out
+        pool = ThreadPoolExecutor(self.cfg.workers, thread_name_prefix="intake")
+        try:
+            futures = [pool.submit(one, obj) for obj in objs]
+            done, _ = wait(futures, return_when=FIRST_EXCEPTION)
+            for f in done:
+                if f.exception() is not None:
+                    raise f.exception()  # type: ignore[misc]
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+        return out
 
     # ---- the run ----
     def run(self) -> IntakeResult:
@@ -689,40 +726,50 @@ class Intake:
             if not (seen(videos[vid]) and (vid not in metas or seen(metas[vid])))
         )
         self.result.unchanged = len(videos) - len(work)
+        # checks that need no download
+        ready = []
+        for vid in work:
+            video, meta = videos[vid], metas.get(vid)
+            if meta is None and not (self.data_dir / "metadata" / f"{vid}.json").exists():
+                self.reject(video.key, f"no metadata: metadata/{vid}.json is missing", vid)
+                continue
+            other = existing.get(vid)
+            if other is not None and other.name != Path(video.key).name:
+                self.reject(
+                    video.key,
+                    f"video id {vid!r} is already taken as videos/{other.name} "
+                    "(a second format of the same id)",
+                    vid,
+                )
+                continue
+            ready.append(vid)
+        # phase 2a: download what is new, `workers` at a time (an outage raises IntakeError)
+        wanted = [
+            o
+            for vid in ready
+            for o in (metas.get(vid), videos[vid])
+            if o is not None and not seen(o)
+        ]
+        staged = self._stage_all(wanted)
+        # phase 2b: check each video with its metadata
         plans = []
         known_hash: dict[str, str] | None = None
         probe_worker = None
-        if self.cfg.probe and work:
+        if self.cfg.probe and ready:
             from hivid.data.probe import ProbeWorker
 
             probe_worker = ProbeWorker(self.cfg.probe_timeout_s)
         try:
-            for i, vid in enumerate(work):
-                if self.progress:
-                    self.progress(vid, i, len(work))
+            for vid in ready:
                 video = videos[vid]
-                meta = metas.get(vid)
-                data_meta = self.data_dir / "metadata" / f"{vid}.json"
-                if meta is None and not data_meta.exists():
-                    self.reject(video.key, f"no metadata: metadata/{vid}.json is missing", vid)
-                    continue
-                other = existing.get(vid)
-                if other is not None and other.name != Path(video.key).name:
-                    self.reject(
-                        video.key,
-                        f"video id {vid!r} is already taken as "
-                        f"videos/{other.name} (a second format of the same id)",
-                        vid,
-                    )
-                    continue
-                plan = self._plan_one(vid, video, meta, seen, ledger, probe_worker)
+                plan = self._plan_one(vid, video, metas.get(vid), staged, ledger, probe_worker)
                 if plan is None:
                     continue
                 if plan.get("video") and known_hash is None:
                     known_hash = self._known_hashes(ledger, existing)
-                if plan.get("video"):
+                if plan.get("video") and known_hash is not None:
                     digest = plan["video"]["sha256"]
-                    first = known_hash.get(digest) if known_hash is not None else None
+                    first = known_hash.get(digest)
                     if first is not None and first != vid:
                         self.reject(
                             video.key,
@@ -730,8 +777,7 @@ class Intake:
                             vid,
                         )
                         continue
-                    if known_hash is not None:
-                        known_hash[digest] = vid
+                    known_hash[digest] = vid
                 plans.append(plan)
         finally:
             if probe_worker is not None:
@@ -743,7 +789,7 @@ class Intake:
         self._write_memo(memo, memo_rows)
         self._clean_staging({self._staged_path(o).name for o in objects})
         if self.progress:
-            self.progress("done", len(work), len(work))
+            self.progress("done", len(wanted), len(wanted))
         self.result.seconds = round(time.perf_counter() - t0, 3)
         return self.result
 
@@ -763,24 +809,24 @@ class Intake:
         vid: str,
         video: ObjectInfo,
         meta: ObjectInfo | None,
-        seen: Callable[[ObjectInfo], bool],
+        fetched: dict[str, Fetched | Exception],
         ledger: dict[str, dict[str, Any]],
         probe_worker: Any,
     ) -> dict[str, Any] | None:
-        """Stage and check one video + metadata; the moves it needs (None: quarantined)."""
+        """Check one staged video + metadata; the moves it needs (None: quarantined)."""
         plan: dict[str, Any] = {"moves": [], "memo": []}
         staged: dict[str, tuple[ObjectInfo, Fetched]] = {}
         for kind, obj in (("metadata", meta), ("video", video)):
-            if obj is None or seen(obj):
-                continue
-            try:
-                staged[kind] = (obj, self._stage(obj))
-            except ObjectGone as exc:
-                self.reject(obj.key, str(exc), vid)
+            got = fetched.get(obj.key) if obj is not None else None
+            if obj is None or got is None:
+                continue  # unchanged since it was taken
+            if isinstance(got, ObjectGone):
+                self.reject(obj.key, str(got), vid)
                 return None
-            except ObjectUnreadable as exc:
-                self.reject(obj.key, f"unreadable: {exc}", vid)
+            if isinstance(got, Exception):
+                self.reject(obj.key, f"unreadable: {got}", vid)
                 return None
+            staged[kind] = (obj, got)
         if "metadata" in staged:
             obj, f = staged["metadata"]
             try:
