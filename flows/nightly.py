@@ -222,7 +222,17 @@ def nightly(
     # a new data version (data.dvc) for the final commit step to commit
     result["data_changed"] = bool(intake and intake["changed"])
     name = f"nightly-{datetime.now(UTC):%Y%m%d-%H%M%S}"
-    with pipeline_run(Path(root), name, {"prefect.flow_run": str(flow_run.id or "")}) as run:
+    tags = {"prefect.flow_run": str(flow_run.id or "")}
+    if intake is not None:  # the source URL and counts, never a credential
+        tags.update(
+            {
+                "intake.source": str(intake["source"]),
+                "intake.changed": str(intake["changed"]).lower(),
+                "intake.taken": str(len(intake["taken"])),
+                "intake.quarantined": str(len(intake["quarantined"])),
+            }
+        )
+    with pipeline_run(Path(root), name, tags) as run:
         result["run_id"] = run.info.run_id
         try:
             unchanged = pipeline_unchanged(root)

@@ -38,10 +38,12 @@ def test_dropped_objects_are_picked_up_by_the_next_nightly(
     ws = make_workspace(tmp_path, {**TINY_PARAMS, "intake": knobs})
     pinned = data_md5(ws)
 
-    # a third demo video (real narration, chapters) lands in the bucket
+    # another demo video (real narration, chapters) lands in the bucket; demo_003 is one whose
+    # stable split is train beside demo_000/001 (a landing zone brings no ground truth, and the
+    # evaluate stage needs a test video that has some)
     corpus = tmp_path / "corpus"
-    generate_demo_corpus(corpus, DemoConfig(videos=3))
-    new = "demo_002"
+    generate_demo_corpus(corpus, DemoConfig(videos=4))
+    new = "demo_003"
     zone.put(f"videos/{new}.mp4", (corpus / "videos" / f"{new}.mp4").read_bytes())
     zone.put(f"metadata/{new}.json", (corpus / "metadata" / f"{new}.json").read_bytes())
 
@@ -55,7 +57,7 @@ def test_dropped_objects_are_picked_up_by_the_next_nightly(
     ]
     assert new in {row["video_id"] for row in manifest}
     splits = json.loads((ws / "outputs/dataset/splits.json").read_text())
-    assert new in json.dumps(splits)  # in the dataset the model was trained / evaluated on
+    assert new in splits["train"], splits  # the model was trained on it
     assert "intake from s3://" in r1["text"]
 
     dvc_file = (ws / "data.dvc").read_bytes()
