@@ -190,28 +190,41 @@ def parse_s3_url(url: str) -> tuple[str, str]:
 
 
 class _Hasher:
-    def __init__(self) -> None:
+    """sha256 always (the content hash ingest and lineage use); md5 only when asked (the ETag
+    check of an object S3 holds no full-object checksum for)."""
+
+    def __init__(self, md5: bool = False) -> None:
         self.sha = hashlib.sha256()
-        self.md5 = hashlib.md5(usedforsecurity=False)
+        self.md5 = hashlib.md5(usedforsecurity=False) if md5 else None
         self.size = 0
 
     def update(self, block: bytes) -> None:
         self.sha.update(block)
-        self.md5.update(block)
+        if self.md5 is not None:
+            self.md5.update(block)
         self.size += len(block)
 
 
-def _write_stream(chunks: Iterator[bytes], dest: Path) -> _Hasher:
-    """Write ``chunks`` to ``dest`` (fsynced), hashing on the way."""
-    h = _Hasher()
+def _write_stream(chunks: Iterator[bytes], dest: Path, md5: bool = False) -> _Hasher:
+    """Write ``chunks`` to ``dest``, hashing on the way. Not fsynced one by one: a resumed run
+    re-hashes a staged file before trusting it, and the commit syncs everything once before its
+    journal is written."""
+    h = _Hasher(md5)
     dest.parent.mkdir(parents=True, exist_ok=True)
     with dest.open("wb") as fh:
         for block in chunks:
             h.update(block)
             fh.write(block)
-        fh.flush()
-        os.fsync(fh.fileno())
     return h
+
+
+FULL_CHECKSUMS = ("ChecksumSHA256", "ChecksumCRC32", "ChecksumCRC32C", "ChecksumCRC64NVME")
+"""Response fields botocore verifies the body against (``ChecksumMode: ENABLED``) when the
+object has a full-object (not multipart-composite) checksum."""
+
+
+def _has_full_checksum(resp: dict[str, Any]) -> bool:
+    return any(resp.get(k) and "-" not in str(resp[k]) for k in FULL_CHECKSUMS)
 
 
 # ------------------------------------------------------------------------------- local folder
@@ -410,7 +423,11 @@ class S3Landing:
                 time.sleep(min(10.0, 0.5 * 2 ** (attempt - 1)))
             try:
                 resp = self.client.get_object(**args)
-                h = _write_stream(_chunks(resp["Body"], self.cfg.chunk_bytes), dest)
+                # md5 only where no S3 checksum covers the body and the ETag is a plain MD5
+                need_md5 = not _has_full_checksum(resp) and bool(
+                    MD5_ETAG.match(str(resp.get("ETag", "")))
+                )
+                h = _write_stream(_chunks(resp["Body"], self.cfg.chunk_bytes), dest, need_md5)
             except FlexibleChecksumError as exc:  # the body does not match the stored checksum
                 last = exc
                 continue
@@ -454,7 +471,8 @@ def _integrity_problems(obj: ObjectInfo, resp: dict[str, Any], h: _Hasher) -> li
         if mine != checksum:
             problems.append(f"sha256 {mine} differs from the object's ChecksumSHA256 {checksum}")
     m = MD5_ETAG.match(str(resp.get("ETag", obj.etag)))
-    if m and m.group(1) != h.md5.hexdigest():  # single-part, unencrypted: the ETag is the MD5
+    if m and h.md5 is not None and m.group(1) != h.md5.hexdigest():
+        # single-part, unencrypted: the ETag is the MD5
         problems.append(f"md5 {h.md5.hexdigest()} differs from the ETag {m.group(1)}")
     return problems
 
@@ -489,6 +507,13 @@ class IntakeResult:
             **asdict(self),
             "new_videos": sorted(r["video_id"] for r in self.taken if r["kind"] == "video"),
         }
+
+
+def write_json_nosync(path: Path, obj: Any) -> None:
+    """A small JSON file, replaced atomically but not fsynced (a staging sidecar)."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(obj, sort_keys=True))
+    os.replace(tmp, path)
 
 
 def _sha256_file(path: Path) -> str:
@@ -588,7 +613,9 @@ class Intake:
         if dest.exists() and done.exists():
             try:
                 rec = json.loads(done.read_text())
-                if rec["size"] == dest.stat().st_size == obj.size:
+                if rec["size"] == dest.stat().st_size == obj.size and (
+                    _sha256_file(dest) == rec["sha256"]  # staged bytes survived the crash
+                ):
                     with self._lock:
                         self.result.resumed += 1
                     return Fetched(dest, rec["sha256"], rec["size"], rec.get("checksum_sha256"))
@@ -601,7 +628,7 @@ class Intake:
             part.unlink(missing_ok=True)
             raise
         os.replace(part, dest)
-        write_json(
+        write_json_nosync(
             done,
             {
                 "sha256": fetched.sha256,
@@ -894,6 +921,7 @@ class Intake:
         for m in moves:
             m["row"] = {**m["row"], "taken_at": now}
         mark_pin_pending(self.state)
+        os.sync()  # every staged file durable before the journal names it
         write_json(self.state / JOURNAL, {"moves": moves})
         self._apply(moves, ledger)
 
