@@ -565,8 +565,12 @@ def run_evaluate(
     return report
 
 
-def run_register(root: Path, params: Path, stage2_dir: Path) -> dict[str, Any]:
-    """Register the stage-2 model logged by `train_stage2` and point the alias at it."""
+def run_register(
+    root: Path, params: Path, stage2_dir: Path, extra_tags: dict[str, str] | None = None
+) -> dict[str, Any]:
+    """Register the stage-2 model logged by `train_stage2` and point the alias at it; a new
+    version carries the source run's lineage tags plus ``extra_tags`` (the nightly's
+    ``git.revision`` / ``git.branch``)."""
     from hivid.tracking.registry import RegistryConfig, register_version
     from hivid.tracking.runs import configure
 
@@ -590,6 +594,7 @@ def run_register(root: Path, params: Path, stage2_dir: Path) -> dict[str, Any]:
     pipeline = os.environ.get("HIVID_PARENT_RUN_ID")
     if pipeline:
         lineage["pipeline.run"] = pipeline
+    lineage.update(extra_tags or {})
     version = register_version(info["model_uri"], info["run_id"], cfg, lineage)
     return {"name": cfg.model_name, "version": version, "alias": cfg.alias, **info}
 
