@@ -83,18 +83,27 @@ def fake_narrator(path: Path, seed: int) -> Path:
     return path
 
 
-def build_chain(root: Path) -> Chain:
+def build_chain(
+    root: Path, remote_url: str | None = None, local: dict[str, str] | None = None
+) -> Chain:
+    """The chain in ``root``; DVC remote ``remote_url`` (default: a local directory) with host
+    settings ``local`` (``dvc remote modify --local``: endpoint, credentials)."""
     from hivid.io import write_json
     from hivid.stages import run_register
     from hivid.tracking.registry import log_narrator_model
     from hivid.tracking.runs import configure
 
-    root.mkdir(parents=True)
+    root.mkdir(parents=True, exist_ok=True)
     remote = root.parent / "remote"
     run(["git", "init", "-q"], root)
     run([*DVC, "init", "-q"], root)
     run([*DVC, "config", "core.analytics", "false"], root)
-    run([*DVC, "remote", "add", "-d", "local", str(remote)], root)
+    if remote_url is None:
+        run([*DVC, "remote", "add", "-d", "local", str(remote)], root)
+    else:
+        run([*DVC, "remote", "add", "-d", "s3", remote_url], root)
+        for key, value in (local or {}).items():
+            run([*DVC, "remote", "modify", "--local", "s3", key, value], root)
     (root / ".gitignore").write_text("/mlruns\n/models\n")
     for i in range(2):
         (root / "data" / "videos").mkdir(parents=True, exist_ok=True)

@@ -105,7 +105,9 @@ class _S3Source:
                 config=Config(
                     connect_timeout=self.limits.connect_timeout_s,
                     read_timeout=self.limits.read_timeout_s,
-                    retries={"max_attempts": self.limits.attempts, "mode": "standard"},
+                    retries={"total_max_attempts": self.limits.attempts, "mode": "standard"},
+                    # an S3-compatible endpoint (SeaweedFS, MinIO) serves path-style URLs
+                    s3={"addressing_style": "path" if self.conf.get("endpointurl") else "auto"},
                 ),
             )
         return self._client
