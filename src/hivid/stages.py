@@ -341,7 +341,7 @@ def _champion_record(
     """(record, narrator dir, note) of the registry's @alias model, downloaded into ``tmp`` with
     its checkpoint hash recomputed; (None, None, reason) when there is none or it does not
     verify."""
-    from hivid.tracking.audit import sha256_dir
+    from hivid.tracking.hashing import sha256_dir
     from hivid.tracking.registry import RegistryConfig
     from hivid.training.warmstart import RECORD_FILE, parent_record
 

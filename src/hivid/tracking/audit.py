@@ -38,6 +38,7 @@ from mlflow.tracking import MlflowClient
 
 from hivid.tracking import gitrev
 from hivid.tracking.dvcobjects import DvcObjects, NetworkLimits
+from hivid.tracking.hashing import file_hashes, listing_sha256, sha256_dir
 from hivid.tracking.runs import configure, tracking_uri
 
 Status = Literal["VERIFIED", "MISMATCH", "UNVERIFIED", "DIRTY"]
@@ -179,36 +180,6 @@ def resolve_model(ref: str) -> tuple[Any | None, str]:
             raise _unavailable("tracking server", exc) from None
         raise LineageError(f"{ref}: not a models:/ URI and not a run id") from None
     return None, ref
-
-
-def file_hashes(path: Path, exclude: tuple[str, ...] = ()) -> dict[str, str]:
-    """``{relative path: sha256}`` of every file under ``path``, skipping the relative paths (or
-    directories) in ``exclude``."""
-    out: dict[str, str] = {}
-    for p in sorted(x for x in path.rglob("*") if x.is_file()):
-        rel = p.relative_to(path).as_posix()
-        if any(rel == e or rel.startswith(e.rstrip("/") + "/") for e in exclude):
-            continue
-        h = hashlib.sha256()
-        with p.open("rb") as f:
-            while block := f.read(1 << 20):
-                h.update(block)
-        out[rel] = h.hexdigest()
-    return out
-
-
-def listing_sha256(hashes: dict[str, str]) -> str:
-    """sha256 over (relative path, sha256 of content) of every file, sorted (``sha256_dir``)."""
-    h = hashlib.sha256()
-    for rel in sorted(hashes):
-        h.update(rel.encode() + b"\0")
-        h.update(bytes.fromhex(hashes[rel]))
-    return h.hexdigest()
-
-
-def sha256_dir(path: Path) -> str:
-    """sha256 over (relative path, sha256 of content) of every file under ``path``, sorted."""
-    return listing_sha256(file_hashes(path))
 
 
 def checkpoint_dir(model_root: Path) -> Path | None:

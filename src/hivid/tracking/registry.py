@@ -64,7 +64,7 @@ def log_narrator_model(model_dir: Path) -> dict[str, str]:
     import torch
     import transformers
 
-    from hivid.tracking.audit import sha256_dir
+    from hivid.tracking.hashing import sha256_dir
 
     # Recorded so `hivid lineage` can recompute the checkpoint hash from the registry's copy.
     mlflow.set_tag("model.sha256", sha256_dir(model_dir))
