@@ -120,6 +120,20 @@ def test_gate_failure_stops_before_training(prefect_harness: None, tmp_path: Pat
 
 def test_lineage_is_verified_and_tamper_drill(nightly_run: tuple[Path, dict]) -> None:
     ws, result = nightly_run
+    # provenance: the nightly committed what it wrote on its branch, the checkout is clean, the
+    # runs saw the checkout as it was before the run (clean), and the version names the commit
+    git = ["git", "-C", str(ws)]
+    assert (
+        subprocess.run([*git, "status", "--porcelain"], capture_output=True, text=True).stdout == ""
+    )
+    assert result["git"]["committed"] and "dvc.lock" in result["git"]["files"], result["git"]
+    head = subprocess.run([*git, "rev-parse", "HEAD"], capture_output=True, text=True).stdout
+    assert head.strip() == result["git"]["revision"]
+    mv = MlflowClient().get_model_version("hivid-narrator", result["model"]["version"])
+    assert mv.tags["git.revision"] == result["git"]["revision"]
+    assert mv.tags["git.branch"] == result["git"]["branch"].strip()
+    assert mv.tags["git.branch"].startswith("nightly/")
+    assert mv.tags["git.dirty"] == "false" and "model.files.sha256" in mv.tags
     # first version of a fresh registry: promoted (gate passed, no champion yet)
     assert result["promotion"]["promoted"], result["promotion"]
     for ref in ("models:/hivid-narrator@champion", "models:/hivid-narrator@challenger"):

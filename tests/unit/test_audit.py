@@ -84,7 +84,11 @@ def fake_narrator(path: Path, seed: int) -> Path:
 
 
 def build_chain(
-    root: Path, remote_url: str | None = None, local: dict[str, str] | None = None
+    root: Path,
+    remote_url: str | None = None,
+    local: dict[str, str] | None = None,
+    videos: int = 2,
+    video_bytes: int = 4096,
 ) -> Chain:
     """The chain in ``root``; DVC remote ``remote_url`` (default: a local directory) with host
     settings ``local`` (``dvc remote modify --local``: endpoint, credentials)."""
@@ -105,13 +109,13 @@ def build_chain(
         for key, value in (local or {}).items():
             run([*DVC, "remote", "modify", "--local", "s3", key, value], root)
     (root / ".gitignore").write_text("/mlruns\n/models\n")
-    for i in range(2):
+    for i in range(videos):
         (root / "data" / "videos").mkdir(parents=True, exist_ok=True)
         (root / "data" / "metadata").mkdir(exist_ok=True)
-        (root / "data" / "videos" / f"v{i}.mp4").write_bytes(os.urandom(4096))
+        (root / "data" / "videos" / f"v{i}.mp4").write_bytes(os.urandom(video_bytes))
         (root / "data" / "metadata" / f"v{i}.json").write_text(json.dumps({"brand": f"b{i}"}))
     rows = []
-    for i in range(2):
+    for i in range(videos):
         import hashlib
 
         sha = hashlib.sha256((root / "data" / "videos" / f"v{i}.mp4").read_bytes()).hexdigest()
