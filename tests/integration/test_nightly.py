@@ -39,8 +39,11 @@ def test_nightly_flow_end_to_end(nightly_run: tuple[Path, dict]) -> None:
     outs = {o["path"]: o["md5"] for st in lock.values() for o in st.get("outs", [])}
 
     data_md5 = yaml.safe_load((workspace / "data.dvc").read_text())["outs"][0]["md5"]
+    # the runs name the code revision the nightly started from; the nightly then committed the
+    # dvc.lock it wrote on top of it (HEAD)
+    assert result["git"]["committed"], result["git"]
     head = subprocess.run(
-        ["git", "rev-parse", "HEAD"], cwd=workspace, capture_output=True, text=True
+        ["git", "rev-parse", "HEAD~1"], cwd=workspace, capture_output=True, text=True
     ).stdout.strip()
 
     mlflow.set_tracking_uri(f"sqlite:///{workspace / 'mlruns' / 'mlflow.db'}")
@@ -55,6 +58,7 @@ def test_nightly_flow_end_to_end(nightly_run: tuple[Path, dict]) -> None:
     for stage, r in by_stage.items():
         assert r.info.status == "FINISHED", stage
         assert r.data.tags["git.commit"] == head, stage
+        assert r.data.tags["git.dirty"] == "false", stage  # its own dvc.lock rewrites are not dirt
         assert r.data.tags["dvc.data.md5"] == data_md5, stage
         assert r.data.tags["parent.run"] == parent.info.run_id
     # each stage's upstream hashes are exactly what dvc.lock says the upstream produced

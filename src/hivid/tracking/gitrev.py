@@ -189,7 +189,7 @@ def revision_tags(commit: dict[str, Any]) -> dict[str, str]:
 
 def show_file(root: Path, revision: str, path: str) -> str | None:
     """``path`` as committed at ``revision`` (None when absent)."""
-    proc = _git(root, "show", f"{revision}:{path}", check=False)
+    proc = _git(root, "show", f"{revision}:./{path}", check=False)  # ./: relative to root
     return proc.stdout if proc.returncode == 0 else None
 
 
@@ -198,8 +198,9 @@ def commit_exists(root: Path, sha: str) -> bool:
 
 
 def changed_between(root: Path, a: str, b: str) -> list[str] | None:
-    """Paths that differ between commits ``a`` and ``b`` (None when git cannot tell)."""
-    proc = _git(root, "diff", "--name-only", a, b, check=False)
+    """Paths that differ between commits ``a`` and ``b``, relative to ``root`` (None when git
+    cannot tell)."""
+    proc = _git(root, "diff", "--name-only", "--relative", a, b, check=False)
     if proc.returncode != 0:
         return None
     return [p for p in proc.stdout.splitlines() if p.strip()]
