@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, cast
 
+import mlflow
 from prefect import flow, get_run_logger, task
 from prefect.runtime import flow_run
 
@@ -35,6 +36,7 @@ from hivid.pipeline import (
     summary_text,
 )
 from hivid.stages import run_promote, run_register
+from hivid.tracking.gitrev import GitState, commit_pipeline_state, git_state, revision_tags
 
 
 def _message(flow: Any, flow_run: Any, state: Any) -> str:
@@ -123,18 +125,29 @@ def pipeline_unchanged(root: str) -> bool:
 
 
 @task(task_run_name="{stage}")
-def run_stage(root: str, stage: str, parent_run_id: str) -> str:
-    return repro_stage(Path(root), stage, parent_run_id, _log())
+def run_stage(root: str, stage: str, parent_run_id: str, git: GitState | None = None) -> str:
+    return repro_stage(Path(root), stage, parent_run_id, _log(), git)
+
+
+@task
+def commit_state(root: str, name: str, branch_prefix: str, push: str | None) -> dict[str, Any]:
+    """Commit what the pipeline changed in git (dvc.lock, data.dvc) on a nightly branch."""
+    out = commit_pipeline_state(Path(root), name, branch_prefix, push_remote=push)
+    if out.get("committed"):
+        _log()(f"committed {', '.join(out['files'])} as {out['revision'][:12]} on {out['branch']}")
+    return out
 
 
 @task(retries=2, retry_delay_seconds=[5, 30])
-def register_model(root: str, parent_run_id: str) -> dict[str, Any]:
+def register_model(
+    root: str, parent_run_id: str, tags: dict[str, str] | None = None
+) -> dict[str, Any]:
     import os
 
     os.environ["HIVID_PARENT_RUN_ID"] = parent_run_id
     try:
         return run_register(
-            Path(root), Path(root) / "params.yaml", Path(root) / "outputs/ckpt/stage2"
+            Path(root), Path(root) / "params.yaml", Path(root) / "outputs/ckpt/stage2", tags
         )
     finally:
         os.environ.pop("HIVID_PARENT_RUN_ID", None)
@@ -190,12 +203,21 @@ def nightly(
     push_data: bool = True,
     max_lateness_s: float = 6 * 3600,
     train_deployment: str | None = None,
+    git_commit: bool = True,
+    git_branch: str = "nightly",
+    git_push: str | None = None,
 ) -> dict[str, Any]:
     """[intake, when intake.source is set] -> ingest -> annotate -> validate (gate) ->
-    build_dataset -> warm_start -> train 1 -> train 2 -> evaluate -> register
-    `hivid-narrator@challenger` -> promote -> compare -> dvc push."""
+    build_dataset -> warm_start -> train 1 -> train 2 -> evaluate -> commit dvc.lock/data.dvc
+    (branch ``<git_branch>/<run name>``, pushed to the ``git_push`` remote when given) -> register
+    `hivid-narrator@challenger` naming that commit -> promote -> compare -> dvc push."""
     root = str(Path(repo).resolve())
     logger = get_run_logger()
+    # Provenance is the checkout as it was before this run touched it (gitrev: the stages must
+    # not see this run's own dvc.lock / data.dvc rewrites as uncommitted changes).
+    git = git_state(Path(root))
+    if git.dirty:
+        logger.warning("checkout has uncommitted changes: %s", ", ".join(git.dirty_paths))
     scheduled = flow_run.scheduled_start_time
     if scheduled is not None:
         late = (datetime.now(UTC) - scheduled).total_seconds()
@@ -232,7 +254,7 @@ def nightly(
                 "intake.quarantined": str(len(intake["quarantined"])),
             }
         )
-    with pipeline_run(Path(root), name, tags) as run:
+    with pipeline_run(Path(root), name, tags, git=git) as run:
         result["run_id"] = run.info.run_id
         try:
             unchanged = pipeline_unchanged(root)
@@ -249,11 +271,16 @@ def nightly(
                 t0 = time.perf_counter()
                 result["stages"][stage] = run_stage.with_options(
                     retries=STAGE_RETRIES.get(stage, 0), retry_delay_seconds=10
-                )(root, stage, run.info.run_id)
+                )(root, stage, run.info.run_id, git)
                 result["seconds"][stage] = round(time.perf_counter() - t0, 2)
+            revision: dict[str, str] = {}
+            if git_commit:
+                result["git"] = commit_state(root, name, git_branch, git_push)
+                revision = revision_tags(result["git"])
+                mlflow.set_tags(revision)
             t0 = time.perf_counter()
             if register_version:
-                result["model"] = register_model(root, run.info.run_id)
+                result["model"] = register_model(root, run.info.run_id, revision)
                 result["promotion"] = promote_model(
                     root, run.info.run_id, result["model"]["version"]
                 )

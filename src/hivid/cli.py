@@ -334,20 +334,77 @@ def promote(version: str | None, params: Path) -> None:
 @main.command()
 @click.argument("model")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
-def lineage(model: str, as_json: bool) -> None:
+@click.option(
+    "--allow-unverified",
+    is_flag=True,
+    help="Exit 0 when links are UNVERIFIED or DIRTY (a MISMATCH still exits 1).",
+)
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0.5),
+    default=None,
+    help="Seconds per network request (MLflow, S3) [default: MLFLOW_HTTP_REQUEST_TIMEOUT or 10].",
+)
+@click.option(
+    "--retries",
+    type=click.IntRange(min=0, max=10),
+    default=None,
+    help="Retries per request [default: MLFLOW_HTTP_REQUEST_MAX_RETRIES or 2].",
+)
+def lineage(
+    model: str,
+    as_json: bool,
+    allow_unverified: bool,
+    timeout: float | None,
+    retries: int | None,
+) -> None:
     """Trace MODEL (models:/hivid-narrator@champion, models:/hivid-narrator/<version> or a run id)
-    back to its raw videos, verifying each link; exits 1 on any MISMATCH."""
-    from hivid.tracking.audit import trace
+    back to its raw videos, verifying each link. Exit 0 only when every link is VERIFIED, 1 on any
+    MISMATCH, 3 on any UNVERIFIED or DIRTY link or an unreachable server (0 with
+    --allow-unverified, except the unreachable server)."""
+    from hivid.tracking.audit import EXIT_UNVERIFIED, LineageUnavailable, trace
+    from hivid.tracking.dvcobjects import NetworkLimits
 
-    result = guard("lineage", lambda: trace(project_root(), model))
+    # MLflow's client reads its HTTP limits from the environment only (defaults: 120 s, 7
+    # retries with backoff: minutes against a down server); this process bounds them.
+    timeout = timeout or float(os.environ.get("MLFLOW_HTTP_REQUEST_TIMEOUT") or 10)
+    retries = (
+        retries
+        if retries is not None
+        else int(os.environ.get("MLFLOW_HTTP_REQUEST_MAX_RETRIES") or 2)
+    )
+    os.environ["MLFLOW_HTTP_REQUEST_TIMEOUT"] = str(max(1, round(timeout)))
+    os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] = str(retries)
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1")
+    os.environ.setdefault("AWS_MAX_ATTEMPTS", str(retries + 1))  # MLflow's own S3 client
+    limits = NetworkLimits(
+        connect_timeout_s=min(timeout, 5.0), read_timeout_s=timeout, attempts=retries + 1
+    )
+    try:
+        result = trace(project_root(), model, limits)
+    except LineageUnavailable as exc:
+        click.echo(f"hivid lineage: error: {exc}", err=True)
+        sys.exit(EXIT_UNVERIFIED)
+    except Exception as exc:
+        if os.environ.get("HIVID_DEBUG"):
+            raise
+        fail("lineage", exc)
+        return
+    code = result.exit_code(allow_unverified)
     if as_json:
-        echo_json(result.to_dict())
+        echo_json(result.to_dict(allow_unverified))
     else:
-        click.echo(f"lineage of {model}")
+        click.echo(f"lineage of {model}: {result.status}")
         for link in result.links:
             click.echo(f"  [{link.status:<10}] {link.name}: {link.reason}")
-    if not result.ok:
-        sys.exit(1)
+    if code == EXIT_UNVERIFIED:
+        bad = [x.name for x in result.links if x.status in ("UNVERIFIED", "DIRTY")]
+        click.echo(
+            f"hivid lineage: {len(bad)} link(s) not verified: {', '.join(bad[:6])} "
+            "(--allow-unverified to accept)",
+            err=True,
+        )
+    sys.exit(code)
 
 
 @main.command()

@@ -22,6 +22,7 @@ from typing import Any
 import mlflow
 
 from hivid.io import read_json
+from hivid.tracking.gitrev import GitState
 from hivid.tracking.lineage import RUN_RECORD, data_md5, lineage_tags, stage_outs
 from hivid.tracking.runs import PARENT_ENV, configure, tracking_uri
 
@@ -211,18 +212,25 @@ def recorded_runs_missing(root: Path, stage: str) -> list[str]:
 
 
 def repro_stage(
-    root: Path, stage: str, parent_run_id: str | None, log: Callable[[str], None] = print
+    root: Path,
+    stage: str,
+    parent_run_id: str | None,
+    log: Callable[[str], None] = print,
+    git: GitState | None = None,
 ) -> str:
     """Reproduce one dvc.yaml stage; returns 'ran' or 'skipped' (DVC found it up to date).
 
+    ``git``: the checkout's state measured when the pipeline started (``git_state``); the stage
+    run records it instead of measuring a checkout its own pipeline has been rewriting.
     A stage DVC restores from its cache, whose recorded MLflow run this store does not have, is
     run again (forced), so that lineage never points at a run nobody can open."""
-    how = _repro(root, stage, parent_run_id, log, force=False)
+    extra = git.env() if git is not None else {}
+    how = _repro(root, stage, parent_run_id, log, force=False, extra_env=extra)
     if how == "skipped":
         missing = recorded_runs_missing(root, stage)
         if missing:
             log(f"{stage}: outputs name MLflow run(s) {missing} this store lacks: running again")
-            how = _repro(root, stage, parent_run_id, log, force=True)
+            how = _repro(root, stage, parent_run_id, log, force=True, extra_env=extra)
     return how
 
 
@@ -232,8 +240,9 @@ def _repro(
     parent_run_id: str | None,
     log: Callable[[str], None],
     force: bool,
+    extra_env: dict[str, str] | None = None,
 ) -> str:
-    env = {PARENT_ENV: parent_run_id} if parent_run_id else {}
+    env = {**(extra_env or {}), **({PARENT_ENV: parent_run_id} if parent_run_id else {})}
     env["MLFLOW_TRACKING_URI"] = tracking_uri(root)
     proc = subprocess.Popen(
         [
@@ -268,12 +277,15 @@ def _repro(
 
 @contextlib.contextmanager
 def pipeline_run(
-    root: Path, name: str, tags: dict[str, str] | None = None
+    root: Path, name: str, tags: dict[str, str] | None = None, git: GitState | None = None
 ) -> Iterator[mlflow.ActiveRun]:
-    """The parent MLflow run of one pipeline execution."""
+    """The parent MLflow run of one pipeline execution (``git``: the state measured at start)."""
     configure(root)
+    lineage = lineage_tags(root, None)
+    if git is not None:
+        lineage = {k: v for k, v in lineage.items() if not k.startswith("git.")} | git.tags()
     with mlflow.start_run(
-        run_name=name, tags={**lineage_tags(root, None), "hivid.kind": "pipeline", **(tags or {})}
+        run_name=name, tags={**lineage, "hivid.kind": "pipeline", **(tags or {})}
     ) as run:
         yield run
 
@@ -320,6 +332,12 @@ def summary_text(root: Path, result: dict[str, Any]) -> str:
         m = read_json(metrics)
         lines.append(
             "metrics (test split): " + ", ".join(f"{k}={v:.4f}" for k, v in sorted(m.items()))
+        )
+    git = result.get("git") or {}
+    if git.get("committed"):
+        lines.append(
+            f"git: {', '.join(git['files'])} committed as {git['revision'][:12]} on branch "
+            f"{git['branch']} (the checkout stays on it)"
         )
     if result.get("model"):
         mv = result["model"]

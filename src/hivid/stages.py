@@ -341,7 +341,7 @@ def _champion_record(
     """(record, narrator dir, note) of the registry's @alias model, downloaded into ``tmp`` with
     its checkpoint hash recomputed; (None, None, reason) when there is none or it does not
     verify."""
-    from hivid.tracking.audit import sha256_dir
+    from hivid.tracking.hashing import sha256_dir
     from hivid.tracking.registry import RegistryConfig
     from hivid.training.warmstart import RECORD_FILE, parent_record
 
@@ -565,8 +565,12 @@ def run_evaluate(
     return report
 
 
-def run_register(root: Path, params: Path, stage2_dir: Path) -> dict[str, Any]:
-    """Register the stage-2 model logged by `train_stage2` and point the alias at it."""
+def run_register(
+    root: Path, params: Path, stage2_dir: Path, extra_tags: dict[str, str] | None = None
+) -> dict[str, Any]:
+    """Register the stage-2 model logged by `train_stage2` and point the alias at it; a new
+    version carries the source run's lineage tags plus ``extra_tags`` (the nightly's
+    ``git.revision`` / ``git.branch``)."""
     from hivid.tracking.registry import RegistryConfig, register_version
     from hivid.tracking.runs import configure
 
@@ -590,6 +594,7 @@ def run_register(root: Path, params: Path, stage2_dir: Path) -> dict[str, Any]:
     pipeline = os.environ.get("HIVID_PARENT_RUN_ID")
     if pipeline:
         lineage["pipeline.run"] = pipeline
+    lineage.update(extra_tags or {})
     version = register_version(info["model_uri"], info["run_id"], cfg, lineage)
     return {"name": cfg.model_name, "version": version, "alias": cfg.alias, **info}
 

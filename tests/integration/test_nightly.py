@@ -39,8 +39,11 @@ def test_nightly_flow_end_to_end(nightly_run: tuple[Path, dict]) -> None:
     outs = {o["path"]: o["md5"] for st in lock.values() for o in st.get("outs", [])}
 
     data_md5 = yaml.safe_load((workspace / "data.dvc").read_text())["outs"][0]["md5"]
+    # the runs name the code revision the nightly started from; the nightly then committed the
+    # dvc.lock it wrote on top of it (HEAD)
+    assert result["git"]["committed"], result["git"]
     head = subprocess.run(
-        ["git", "rev-parse", "HEAD"], cwd=workspace, capture_output=True, text=True
+        ["git", "rev-parse", "HEAD~1"], cwd=workspace, capture_output=True, text=True
     ).stdout.strip()
 
     mlflow.set_tracking_uri(f"sqlite:///{workspace / 'mlruns' / 'mlflow.db'}")
@@ -55,6 +58,7 @@ def test_nightly_flow_end_to_end(nightly_run: tuple[Path, dict]) -> None:
     for stage, r in by_stage.items():
         assert r.info.status == "FINISHED", stage
         assert r.data.tags["git.commit"] == head, stage
+        assert r.data.tags["git.dirty"] == "false", stage  # its own dvc.lock rewrites are not dirt
         assert r.data.tags["dvc.data.md5"] == data_md5, stage
         assert r.data.tags["parent.run"] == parent.info.run_id
     # each stage's upstream hashes are exactly what dvc.lock says the upstream produced
@@ -120,6 +124,20 @@ def test_gate_failure_stops_before_training(prefect_harness: None, tmp_path: Pat
 
 def test_lineage_is_verified_and_tamper_drill(nightly_run: tuple[Path, dict]) -> None:
     ws, result = nightly_run
+    # provenance: the nightly committed what it wrote on its branch, the checkout is clean, the
+    # runs saw the checkout as it was before the run (clean), and the version names the commit
+    git = ["git", "-C", str(ws)]
+    assert (
+        subprocess.run([*git, "status", "--porcelain"], capture_output=True, text=True).stdout == ""
+    )
+    assert result["git"]["committed"] and "dvc.lock" in result["git"]["files"], result["git"]
+    head = subprocess.run([*git, "rev-parse", "HEAD"], capture_output=True, text=True).stdout
+    assert head.strip() == result["git"]["revision"]
+    mv = MlflowClient().get_model_version("hivid-narrator", result["model"]["version"])
+    assert mv.tags["git.revision"] == result["git"]["revision"]
+    assert mv.tags["git.branch"] == result["git"]["branch"].strip()
+    assert mv.tags["git.branch"].startswith("nightly/")
+    assert mv.tags["git.dirty"] == "false" and "model.files.sha256" in mv.tags
     # first version of a fresh registry: promoted (gate passed, no champion yet)
     assert result["promotion"]["promoted"], result["promotion"]
     for ref in ("models:/hivid-narrator@champion", "models:/hivid-narrator@challenger"):

@@ -2,7 +2,9 @@
 
 Tags every stage run carries (ARCHITECTURE.md, rule 5):
 
-- ``git.commit`` / ``git.dirty``: the code version;
+- ``git.commit`` / ``git.dirty``: the code version, and whether tracked files differed from it
+  before the pipeline started (``hivid.tracking.gitrev``: the nightly measures it once, so a
+  stage never sees its own pipeline's ``dvc.lock`` rewrites as dirt);
 - ``dvc.data.md5``: the md5 of ``data/`` pinned by ``data.dvc``;
 - ``dvc.lock.<stage>.md5``: for each input of this stage produced by an upstream stage, that
   output's md5 as recorded in ``dvc.lock`` (so a run can be matched to exact upstream outputs);
@@ -13,7 +15,6 @@ Tags every stage run carries (ARCHITECTURE.md, rule 5):
 from __future__ import annotations
 
 import json
-import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -32,20 +33,11 @@ def find_project_root(start: Path | None = None) -> Path:
 
 
 def git_commit(root: Path) -> tuple[str | None, bool]:
-    """(HEAD commit sha or None, whether tracked files differ from HEAD)."""
-    try:
-        sha = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, check=True
-        ).stdout.strip()
-    except (subprocess.CalledProcessError, FileNotFoundError):
-        return None, False
-    dirty = subprocess.run(
-        ["git", "status", "--porcelain", "--untracked-files=no"],
-        cwd=root,
-        capture_output=True,
-        text=True,
-    ).stdout.strip()
-    return sha, bool(dirty)
+    """(HEAD commit sha or None, whether tracked files other than ``dvc.lock`` differ from it)."""
+    from hivid.tracking.gitrev import git_state
+
+    state = git_state(root)
+    return state.commit, state.dirty
 
 
 def _load_yaml(path: Path) -> Any:
@@ -80,11 +72,9 @@ def stage_deps(root: Path, stage: str) -> list[str]:
 
 def lineage_tags(root: Path, stage: str | None) -> dict[str, str]:
     """The lineage tags of a run of ``stage`` in project ``root``."""
-    tags: dict[str, str] = {}
-    sha, dirty = git_commit(root)
-    if sha:
-        tags["git.commit"] = sha
-        tags["git.dirty"] = str(dirty).lower()
+    from hivid.tracking.gitrev import state_for_run
+
+    tags: dict[str, str] = dict(state_for_run(root).tags())
     md5 = data_md5(root)
     if md5:
         tags["dvc.data.md5"] = md5

@@ -64,7 +64,7 @@ def log_narrator_model(model_dir: Path) -> dict[str, str]:
     import torch
     import transformers
 
-    from hivid.tracking.audit import sha256_dir
+    from hivid.tracking.hashing import sha256_dir
 
     # Recorded so `hivid lineage` can recompute the checkpoint hash from the registry's copy.
     mlflow.set_tag("model.sha256", sha256_dir(model_dir))
@@ -87,13 +87,29 @@ def log_narrator_model(model_dir: Path) -> dict[str, str]:
     }
 
 
+def model_files_tags(model_uri: str) -> dict[str, str]:
+    """Hash every file of the logged MLflow model at ``model_uri`` as the registry will serve it
+    (``model.files.sha256`` + manifest: MLmodel, pyfunc wrapper, environment files; the
+    checkpoint folder is ``model.sha256``), so `hivid lineage` can check the whole directory."""
+    import tempfile
+
+    from hivid.tracking.audit import model_file_tags
+
+    with tempfile.TemporaryDirectory(prefix="hivid-register-") as tmp:
+        local = mlflow.artifacts.download_artifacts(model_uri, dst_path=tmp)
+        return model_file_tags(Path(local))
+
+
 def register_version(
     model_uri: str,
     run_id: str,
     cfg: RegistryConfig,
     tags: dict[str, str] | None = None,
 ) -> str:
-    """Register (or reuse, when this run's model is already registered) and move the alias."""
+    """Register (or reuse, when this run's model is already registered) and move the alias.
+
+    A new version is tagged with ``tags`` (lineage), ``source.run`` and the hashes of every file
+    of its model directory (``model_files_tags``)."""
     client = MlflowClient()
     name = cfg.model_name
     try:
@@ -108,7 +124,10 @@ def register_version(
     if existing:
         version = str(max(int(v.version) for v in existing))
     else:
-        mv = mlflow.register_model(model_uri, name, tags={"source.run": run_id, **(tags or {})})
+        files = model_files_tags(model_uri)
+        mv = mlflow.register_model(
+            model_uri, name, tags={"source.run": run_id, **(tags or {}), **files}
+        )
         version = str(mv.version)
     client.set_registered_model_alias(name, cfg.alias, version)
     return version
