@@ -24,6 +24,8 @@ from prefect import flow, get_run_logger, task
 from prefect.runtime import flow_run
 
 from flows.train import TRAIN_STAGES
+from hivid.config import config_failure
+from hivid.configbase import ConfigError
 from hivid.pipeline import (
     STAGES,
     PipelineError,
@@ -180,6 +182,10 @@ def nightly(
     -> evaluate -> register `hivid-narrator@challenger` -> promote -> compare -> dvc push."""
     root = str(Path(repo).resolve())
     logger = get_run_logger()
+    bad_config = config_failure(Path(root) / "params.yaml", Path(root))
+    if bad_config:  # before any stage, outside any task: a config error is never retried
+        logger.error("HiVid nightly pipeline: FAILED - %s", bad_config)
+        raise ConfigError(bad_config)
     scheduled = flow_run.scheduled_start_time
     if scheduled is not None:
         late = (datetime.now(UTC) - scheduled).total_seconds()

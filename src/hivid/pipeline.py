@@ -192,9 +192,33 @@ def _repro(
     code = proc.wait()
     text = "\n".join(lines)
     if code != 0:
-        errors = [ln for ln in lines if "error" in ln.lower()] or lines[-3:]
-        raise PipelineError(f"stage {stage} failed (exit {code}): {errors[-1] if errors else ''}")
+        raise PipelineError(f"stage {stage} failed (exit {code}): {failure_reason(lines)}")
     return "skipped" if "didn't change, skipping" in text or "is cached" in text else "ran"
+
+
+def failure_reason(lines: list[str]) -> str:
+    """The line of a failed `dvc repro` a person needs: the last error, completed when DVC split
+    it (a busy-lock error names its holders on the lines after ``blocked by:``)."""
+    errors = [i for i, ln in enumerate(lines) if "error" in ln.lower()]
+    if not errors:
+        return lines[-1] if lines else ""
+    i = errors[-1]
+    reason = lines[i].strip()
+    if reason.rstrip().endswith(":"):
+        holders = []
+        for ln in lines[i + 1 :]:
+            ln = ln.strip()
+            if not ln.startswith("(PID"):
+                break
+            holders.append(ln)
+        if holders:
+            reason = reason.rstrip(": ") + " " + "; ".join(holders)
+            if "rwlock" in "\n".join(lines[i:]):
+                reason += (
+                    " - another pipeline run holds it: wait for that run to finish (if no such "
+                    "process is running, remove .dvc/tmp/rwlock)"
+                )
+    return reason
 
 
 @contextlib.contextmanager

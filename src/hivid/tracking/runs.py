@@ -24,6 +24,7 @@ from mlflow.tracking import MlflowClient
 
 from hivid.configbase import flatten
 from hivid.tracking.lineage import lineage_tags, record_run
+from hivid.tracking.store import heal_moved_store
 
 EXPERIMENT = "hivid"
 PARENT_ENV = "HIVID_PARENT_RUN_ID"
@@ -47,6 +48,7 @@ def configure(root: Path) -> str:
     uri = tracking_uri(root)
     if is_embedded(uri):
         (root / "mlruns" / "artifacts").mkdir(parents=True, exist_ok=True)
+        heal_moved_store(uri)  # a moved checkout: rewrite the absolute artifact URIs
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(os.environ.get("MLFLOW_REGISTRY_URI", uri))
     name = os.environ.get(EXPERIMENT_ENV, EXPERIMENT)
