@@ -1,4 +1,4 @@
-"""params.yaml errors name the file, the line and the key; the nightly refuses a bad file up front."""
+"""params.yaml errors name the file, line and key; the nightly refuses a bad file up front."""
 
 from __future__ import annotations
 
@@ -10,10 +10,12 @@ import sys
 import threading
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 
-from hivid.config import check_all, config_failure, config_problems, load_section, read_params
+from hivid import config
+from hivid.config import check_all, load_section, read_params
 from hivid.configbase import ConfigError
 
 REPO = Path(__file__).resolve().parents[2]
@@ -26,7 +28,7 @@ def _params(tmp_path: Path, text: str) -> Path:
 
 
 def test_the_repository_params_file_is_valid() -> None:
-    assert config_problems(REPO / "params.yaml") == []
+    assert config.config_problems(REPO / "params.yaml") == []
 
 
 def test_yaml_syntax_error_names_file_and_line(tmp_path: Path) -> None:
@@ -91,18 +93,18 @@ def test_every_bad_section_is_reported_at_once(tmp_path: Path) -> None:
         tmp_path,
         "ingest: [1, 2]\ntrain_stage1:\n  lrr: 0.1\ndataset:\n  val_fraction: 2.0\n",
     )
-    problems = config_problems(p)
+    problems = config.config_problems(p)
     assert len(problems) == 3, problems
     assert any("ingest" in x for x in problems)
     assert any("train_stage1.lrr" in x for x in problems)
     assert any("val_fraction" in x for x in problems)
-    one = config_failure(p, tmp_path)
+    one = config.config_failure(p, tmp_path)
     assert one is not None and "\n" not in one and str(tmp_path) not in one
     assert one.startswith("invalid configuration, no stage ran: params.yaml:")
 
 
 class _Hook(BaseHTTPRequestHandler):
-    received: list[dict] = []
+    received: ClassVar[list[dict]] = []
 
     def do_POST(self) -> None:
         _Hook.received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
