@@ -38,6 +38,16 @@ VIDEO_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 """A video id (the file stem) is a safe single path component: it names output files."""
 
 
+def shown_path(rel: str) -> str:
+    """``rel`` as a reason shows it: control characters (a newline in a file name) escaped, so
+    that a reason is always one line."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in rel)
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split("\n")) if "\n" in text else text
+
+
 def video_id_problem(video_id: object) -> str | None:
     """Why ``video_id`` cannot be used as an id (None when it can): no separators, no ``..``."""
     if not isinstance(video_id, str):
@@ -343,12 +353,13 @@ def ingest(
         return probe_video(path, cfg.max_pixels)
 
     def reject(path: Path, reason: str, video_id: str | None = None) -> None:
+        rel = str(path.relative_to(data_root))
         quarantined.append(
             {
-                "path": str(path.relative_to(data_root)),
+                "path": rel,
                 "video_id": video_id,
                 "stage": "ingest",
-                "reason": f"{path.relative_to(data_root)}: {reason}",
+                "reason": f"{shown_path(rel)}: {_one_line(reason)}",
             }
         )
 
