@@ -36,6 +36,7 @@ from hivid.pipeline import (
     summary_text,
 )
 from hivid.stages import run_promote, run_register
+from hivid.tracking.stale import StaleRun
 
 
 def _message(flow: Any, flow_run: Any, state: Any) -> str:
@@ -164,6 +165,25 @@ def push_to_remote(root: str) -> str:
     return proc.stdout.strip().splitlines()[-1] if proc.stdout.strip() else "pushed"
 
 
+def close_flow_runs(stale: list[StaleRun]) -> None:
+    """End as Crashed the Prefect flow runs of pipeline runs a killed process left RUNNING."""
+    from prefect.client.orchestration import get_client
+    from prefect.states import Crashed
+
+    with get_client(sync_client=True) as client:
+        for s in stale:
+            if not s.flow_run or s.flow_run == str(flow_run.id or ""):
+                continue
+            try:
+                current = client.read_flow_run(s.flow_run)
+                if current.state is not None and not current.state.is_final():
+                    note = f"its process was killed; MLflow run {s.run_id} closed as KILLED"
+                    client.set_flow_run_state(s.flow_run, Crashed(message=note), force=True)
+                    get_run_logger().info("flow run %s marked Crashed: %s", s.flow_run, note)
+            except Exception as exc:  # another API, or gone: the MLflow side is closed anyway
+                get_run_logger().warning("flow run %s not closed: %s", s.flow_run, exc)
+
+
 @flow(
     name="hivid-nightly",
     log_prints=True,
@@ -196,7 +216,9 @@ def nightly(
     logger.info("data: %s", how)
     result: dict[str, Any] = {"stages": {}, "seconds": {}, "status": "running", "data": how}
     name = f"nightly-{datetime.now(UTC):%Y%m%d-%H%M%S}"
-    with pipeline_run(Path(root), name, {"prefect.flow_run": str(flow_run.id or "")}) as run:
+    with pipeline_run(
+        Path(root), name, {"prefect.flow_run": str(flow_run.id or "")}, close_flow_runs, logger.info
+    ) as run:
         result["run_id"] = run.info.run_id
         try:
             unchanged = pipeline_unchanged(root)

@@ -16,13 +16,16 @@ import subprocess
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import mlflow
 
 from hivid.io import read_json
 from hivid.tracking.lineage import RUN_RECORD, data_md5, lineage_tags, stage_outs
 from hivid.tracking.runs import PARENT_ENV, configure, tracking_uri
+
+if TYPE_CHECKING:
+    from hivid.tracking.stale import StaleRun
 
 STAGES: tuple[str, ...] = (
     "ingest",
@@ -223,13 +226,36 @@ def failure_reason(lines: list[str]) -> str:
 
 @contextlib.contextmanager
 def pipeline_run(
-    root: Path, name: str, tags: dict[str, str] | None = None
+    root: Path,
+    name: str,
+    tags: dict[str, str] | None = None,
+    on_stale: Callable[[list[StaleRun]], None] | None = None,
+    log: Callable[[str], None] = print,
 ) -> Iterator[mlflow.ActiveRun]:
-    """The parent MLflow run of one pipeline execution."""
+    """The parent MLflow run of one pipeline execution.
+
+    It first closes the runs a killed earlier execution left RUNNING (``hivid.tracking.stale``;
+    ``on_stale`` receives them, e.g. to end their Prefect flow runs too)."""
+    from hivid.tracking.stale import close_stale_runs, owner_tags
+
     configure(root)
     with mlflow.start_run(
-        run_name=name, tags={**lineage_tags(root, None), "hivid.kind": "pipeline", **(tags or {})}
+        run_name=name,
+        tags={
+            **lineage_tags(root, None),
+            "hivid.kind": "pipeline",
+            **owner_tags(),
+            **(tags or {}),
+        },
     ) as run:
+        me = run.info.run_id
+        stale = close_stale_runs(mlflow.MlflowClient(), run.info.experiment_id, me, keep=(me,))
+        for s in stale:
+            log(f"closed stale run {s.run_id} ({s.kind} {s.name}) as KILLED: {s.why}")
+        if stale:
+            mlflow.set_tag("hivid.closed_stale", ",".join(s.run_id for s in stale)[:5000])
+            if on_stale is not None:
+                on_stale(stale)
         yield run
 
 

@@ -24,6 +24,7 @@ from mlflow.tracking import MlflowClient
 
 from hivid.configbase import flatten
 from hivid.tracking.lineage import lineage_tags, record_run
+from hivid.tracking.stale import owner_tags
 from hivid.tracking.store import heal_moved_store
 
 EXPERIMENT = "hivid"
@@ -84,7 +85,7 @@ def stage_run(
     """Open the MLflow run of one stage, nested under the pipeline run when there is one."""
     configure(root)
     parent = os.environ.get(PARENT_ENV) or None
-    all_tags = {**lineage_tags(root, stage), **(tags or {})}
+    all_tags = {**lineage_tags(root, stage), **owner_tags(), **(tags or {})}
     if parent:
         all_tags["parent.run"] = parent
     with mlflow.start_run(
