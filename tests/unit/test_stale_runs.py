@@ -102,10 +102,12 @@ def test_stale_prefect_flow_run_is_marked_crashed() -> None:
     def next_start(flow_run_id: str) -> None:
         close_flow_runs([StaleRun("r1", "nightly-x", "pipeline", "gone", flow_run_id)])
 
-    with prefect_test_harness(server_startup_timeout=240):
-        with get_client(sync_client=True) as client:
-            fr = client.create_flow_run(killed, state=Running())
-            next_start(str(fr.id))
-            state = client.read_flow_run(fr.id).state
+    with (
+        prefect_test_harness(server_startup_timeout=240),
+        get_client(sync_client=True) as client,
+    ):
+        fr = client.create_flow_run(killed, state=Running())
+        next_start(str(fr.id))
+        state = client.read_flow_run(fr.id).state
     assert state is not None and state.name == "Crashed", state
     assert "closed as KILLED" in (state.message or "")
