@@ -125,7 +125,8 @@ def validate(manifest: Path, annotations: Path, out: Path, params: Path) -> None
     r = guard("validate", lambda: run_validate(project_root(), params, manifest, annotations, out))
     click.echo(
         f"validate: {len(r['passed'])} passed, {len(r['quarantined'])} quarantined, "
-        f"result {r['result_id'][:12]}; data docs: {out / 'data_docs' / 'index.html'}"
+        f"result {r['result_id'][:12]}; report (offline): {out / 'report.html'}, "
+        f"GX data docs: {out / 'data_docs' / 'index.html'}"
     )
     for q in r["quarantined"]:
         click.echo(f"  quarantined: {q['video_id']}: {'; '.join(q['reasons'])}")
