@@ -41,10 +41,7 @@ def check_train(
     """`hivid train --stage N`: the dataset, stage 2's stage-1 model, the warm-start plan."""
     if stage == 2 and init_dir is not None:
         _need_model_dir(Path(init_dir), "stage-1 model", "hivid train --stage 1")
-    for split in ("train", "val"):
-        _need_file(
-            Path(dataset_dir) / f"{split}.jsonl", f"the {split} split", "hivid build-dataset"
-        )
+    _need_file(Path(dataset_dir) / "train.jsonl", "the train split", "hivid build-dataset")
     if warm_dir is not None:
         _need_file(Path(warm_dir) / "plan.json", "the warm-start plan", "hivid warm-start")
 
