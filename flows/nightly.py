@@ -25,6 +25,8 @@ from prefect import flow, get_run_logger, task
 from prefect.runtime import flow_run
 
 from flows.train import TRAIN_STAGES
+from hivid.config import config_failure
+from hivid.configbase import ConfigError
 from hivid.pipeline import (
     STAGES,
     PipelineError,
@@ -37,6 +39,7 @@ from hivid.pipeline import (
 )
 from hivid.stages import run_promote, run_register
 from hivid.tracking.gitrev import GitState, commit_pipeline_state, git_state, revision_tags
+from hivid.tracking.stale import StaleRun
 
 
 def _message(flow: Any, flow_run: Any, state: Any) -> str:
@@ -190,6 +193,25 @@ def push_to_remote(root: str) -> str:
     return proc.stdout.strip().splitlines()[-1] if proc.stdout.strip() else "pushed"
 
 
+def close_flow_runs(stale: list[StaleRun]) -> None:
+    """End as Crashed the Prefect flow runs of pipeline runs a killed process left RUNNING."""
+    from prefect.client.orchestration import get_client
+    from prefect.states import Crashed
+
+    with get_client(sync_client=True) as client:
+        for s in stale:
+            if not s.flow_run or s.flow_run == str(flow_run.id or ""):
+                continue
+            try:
+                current = client.read_flow_run(s.flow_run)
+                if current.state is not None and not current.state.is_final():
+                    note = f"its process was killed; MLflow run {s.run_id} closed as KILLED"
+                    client.set_flow_run_state(s.flow_run, Crashed(message=note), force=True)
+                    get_run_logger().info("flow run %s marked Crashed: %s", s.flow_run, note)
+            except Exception as exc:  # another API, or gone: the MLflow side is closed anyway
+                get_run_logger().warning("flow run %s not closed: %s", s.flow_run, exc)
+
+
 @flow(
     name="hivid-nightly",
     log_prints=True,
@@ -213,6 +235,10 @@ def nightly(
     `hivid-narrator@challenger` naming that commit -> promote -> compare -> dvc push."""
     root = str(Path(repo).resolve())
     logger = get_run_logger()
+    bad_config = config_failure(Path(root) / "params.yaml", Path(root))
+    if bad_config:  # before any stage, outside any task: a config error is never retried
+        logger.error("HiVid nightly pipeline: FAILED - %s", bad_config)
+        raise ConfigError(bad_config)
     # Provenance is the checkout as it was before this run touched it (gitrev: the stages must
     # not see this run's own dvc.lock / data.dvc rewrites as uncommitted changes).
     git = git_state(Path(root))
@@ -254,7 +280,7 @@ def nightly(
                 "intake.quarantined": str(len(intake["quarantined"])),
             }
         )
-    with pipeline_run(Path(root), name, tags, git=git) as run:
+    with pipeline_run(Path(root), name, tags, close_flow_runs, logger.info, git=git) as run:
         result["run_id"] = run.info.run_id
         try:
             unchanged = pipeline_unchanged(root)

@@ -170,7 +170,8 @@ def validate(manifest: Path, annotations: Path, out: Path, params: Path) -> None
     r = guard("validate", lambda: run_validate(project_root(), params, manifest, annotations, out))
     click.echo(
         f"validate: {len(r['passed'])} passed, {len(r['quarantined'])} quarantined, "
-        f"result {r['result_id'][:12]}; data docs: {out / 'data_docs' / 'index.html'}"
+        f"result {r['result_id'][:12]}; report (offline): {out / 'report.html'}, "
+        f"GX data docs: {out / 'data_docs' / 'index.html'}"
     )
     for q in r["quarantined"]:
         click.echo(f"  quarantined: {q['video_id']}: {'; '.join(q['reasons'])}")
@@ -259,15 +260,20 @@ def train(
     params: Path,
 ) -> None:
     """Lightning training: stage 1 without the compressor; stage 2 compressor only."""
-    from hivid.stages import run_train
+    from hivid.preconditions import check_train
 
     n = int(stage)
     out = out or Path(f"outputs/ckpt/stage{n}")
     if n == 2 and init_dir is None:
         init_dir = Path("outputs/ckpt/stage1/model")
-    r = guard(
-        "train", lambda: run_train(project_root(), params, n, dataset, out, init_dir, warm_dir)
-    )
+    guard("train", lambda: check_train(n, dataset, init_dir, warm_dir))  # fast, before imports
+
+    def go() -> dict:
+        from hivid.stages import run_train
+
+        return run_train(project_root(), params, n, dataset, out, init_dir, warm_dir)
+
+    r = guard("train", go)
     m = r["metrics"]
     click.echo(
         f"train stage {n}: {int(m.get('steps', 0))} steps, "
@@ -294,7 +300,9 @@ def narrate(
 ) -> None:
     """ASR + frames + the narrator on VIDEO -> chapters.json, chapters.vtt (WebVTT), tcot.txt."""
     from hivid.narrate import narrate_video
+    from hivid.preconditions import check_narrate
 
+    guard("narrate", lambda: check_narrate(video, model_ref))  # fast, before the model loads
     out = out or Path("outputs/narrate") / video.stem
     with progress("narrate") as cb:
         r = guard(
@@ -457,6 +465,39 @@ def nightly(repo: Path, demo: bool) -> None:
 
 
 main.add_command(evaluate_group)
+
+
+@main.group("store")
+def store_group() -> None:
+    """Maintain the embedded MLflow store (mlruns/)."""
+
+
+@store_group.command("relocate")
+def store_relocate() -> None:
+    """Point the embedded store's artifact URIs at this checkout's mlruns/artifacts.
+
+    MLflow records absolute file:// URIs; after moving the checkout every `hivid` command heals
+    them (when the old location is gone); run this after copying a checkout whose original stays.
+    """
+    from hivid.tracking.runs import is_embedded, tracking_uri
+    from hivid.tracking.store import relocate_store, sqlite_path
+
+    def go() -> dict:
+        uri = tracking_uri(project_root())
+        db = sqlite_path(uri)
+        if db is None or not is_embedded(uri):
+            raise click.UsageError(f"{uri}: not an embedded sqlite store (nothing to relocate)")
+        if not db.is_file():
+            raise FileNotFoundError(f"{db}: no MLflow store here")
+        r = relocate_store(db)
+        return {"old": r.old_root, "new": r.new_root, "changed": r.changed, "total": r.total}
+
+    r = guard("store relocate", go)
+    if r["total"]:
+        detail = ", ".join(f"{k} {v}" for k, v in sorted(r["changed"].items()))
+        click.echo(f"rewrote {r['total']} URI(s) from {r['old']} to {r['new']} ({detail})")
+    else:
+        click.echo(f"store already points at {r['new']}")
 
 
 @main.group("config")

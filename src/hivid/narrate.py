@@ -104,6 +104,12 @@ def narrate_video(
     progress: Progress | None = None,
 ) -> dict[str, Any]:
     """Run preprocessing and the narrator on ``video``; write the outputs; return chapters.json."""
+    from hivid.preconditions import MissingInputError, check_narrate
+
+    try:
+        check_narrate(Path(video), model_ref)  # before the heavy imports below
+    except MissingInputError as exc:
+        raise NarrateError(str(exc)) from None
     from hivid.annotate.asr import make_asr_backend
     from hivid.annotate.pipeline import AnnotateConfig
     from hivid.config import load_section, read_params

@@ -17,7 +17,7 @@ import subprocess
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import mlflow
 
@@ -25,6 +25,9 @@ from hivid.io import read_json
 from hivid.tracking.gitrev import GitState
 from hivid.tracking.lineage import RUN_RECORD, data_md5, lineage_tags, stage_outs
 from hivid.tracking.runs import PARENT_ENV, configure, tracking_uri
+
+if TYPE_CHECKING:
+    from hivid.tracking.stale import StaleRun
 
 STAGES: tuple[str, ...] = (
     "ingest",
@@ -270,23 +273,67 @@ def _repro(
     code = proc.wait()
     text = "\n".join(lines)
     if code != 0:
-        errors = [ln for ln in lines if "error" in ln.lower()] or lines[-3:]
-        raise PipelineError(f"stage {stage} failed (exit {code}): {errors[-1] if errors else ''}")
+        raise PipelineError(f"stage {stage} failed (exit {code}): {failure_reason(lines)}")
     return "skipped" if "didn't change, skipping" in text or "is cached" in text else "ran"
+
+
+def failure_reason(lines: list[str]) -> str:
+    """The line of a failed `dvc repro` a person needs: the last error, completed when DVC split
+    it (a busy-lock error names its holders on the lines after ``blocked by:``)."""
+    errors = [i for i, ln in enumerate(lines) if "error" in ln.lower()]
+    if not errors:
+        return lines[-1] if lines else ""
+    i = errors[-1]
+    reason = lines[i].strip()
+    if reason.rstrip().endswith(":"):
+        holders = []
+        for ln in lines[i + 1 :]:
+            ln = ln.strip()
+            if not ln.startswith("(PID"):
+                break
+            holders.append(ln)
+        if holders:
+            reason = reason.rstrip(": ") + " " + "; ".join(holders)
+            if "rwlock" in "\n".join(lines[i:]):
+                reason += (
+                    " - another pipeline run holds it: wait for that run to finish (if no such "
+                    "process is running, remove .dvc/tmp/rwlock)"
+                )
+    return reason
 
 
 @contextlib.contextmanager
 def pipeline_run(
-    root: Path, name: str, tags: dict[str, str] | None = None, git: GitState | None = None
+    root: Path,
+    name: str,
+    tags: dict[str, str] | None = None,
+    on_stale: Callable[[list[StaleRun]], None] | None = None,
+    log: Callable[[str], None] = print,
+    git: GitState | None = None,
 ) -> Iterator[mlflow.ActiveRun]:
-    """The parent MLflow run of one pipeline execution (``git``: the state measured at start)."""
+    """The parent MLflow run of one pipeline execution (``git``: the checkout state measured at
+    the start of the run).
+
+    It first closes the runs a killed earlier execution left RUNNING (``hivid.tracking.stale``;
+    ``on_stale`` receives them, e.g. to end their Prefect flow runs too)."""
+    from hivid.tracking.stale import close_stale_runs, owner_tags
+
     configure(root)
     lineage = lineage_tags(root, None)
     if git is not None:
         lineage = {k: v for k, v in lineage.items() if not k.startswith("git.")} | git.tags()
     with mlflow.start_run(
-        run_name=name, tags={**lineage, "hivid.kind": "pipeline", **(tags or {})}
+        run_name=name,
+        tags={**lineage, "hivid.kind": "pipeline", **owner_tags(), **(tags or {})},
     ) as run:
+        me = run.info.run_id
+        stale = close_stale_runs(mlflow.MlflowClient(), run.info.experiment_id, me, keep=(me,))
+        for s in stale:
+            log(f"closed stale run {s.run_id} ({s.kind} {s.name}) as KILLED: {s.why}")
+        if stale:
+            mlflow.set_tag("hivid.closed_stale", ",".join(s.run_id for s in stale)[:5000])
+            if on_stale is not None:
+                on_stale(stale)
         yield run
 
 

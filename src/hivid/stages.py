@@ -17,6 +17,7 @@ import pandas as pd
 from hivid.config import load_model_config, load_section
 from hivid.configbase import to_dict
 from hivid.io import read_json, write_json, write_jsonl
+from hivid.preconditions import check_evaluate, check_train
 from hivid.tracking.lineage import data_md5, out_md5
 from hivid.tracking.runs import log_artifacts_if_exist, log_dataset, stage_run
 
@@ -43,11 +44,17 @@ def _quarantine_metrics(rows: list[dict[str, Any]], total: int) -> dict[str, flo
 
 
 def run_ingest(root: Path, params: Path, data: Path, out: Path, progress: Progress = None) -> dict:
-    from hivid.data.ingest import IngestConfig, ingest, write_ingest_outputs
+    from hivid.data.ingest import IngestConfig, ingest, previous_manifest, write_ingest_outputs
 
     cfg: IngestConfig = load_section(params, "ingest")
+    if not (data / "videos").is_dir():
+        raise StageError(
+            f"{data / 'videos'}: no videos/ directory in the data root "
+            "(run `hivid demo-data` or `dvc pull data.dvc`)"
+        )
+    previous = previous_manifest(root, out)  # duplicates keep the copy it already listed
     with stage_run(root, "ingest", {"ingest": to_dict(cfg)}):
-        summary = ingest(data, cfg, progress)
+        summary = ingest(data, cfg, progress, previous)
         write_ingest_outputs(summary, out)
         total = len(summary.manifest) + len(summary.quarantined)
         mlflow.log_metrics(
@@ -453,6 +460,7 @@ def run_train(
         training_record,
     )
 
+    check_train(stage, dataset_dir, init_dir, warm_dir)  # before any model import or run
     cfg: TrainConfig = load_section(params, f"train_stage{stage}")
     model_cfg = load_model_config(params)
     name = f"train_stage{stage}"
@@ -537,6 +545,7 @@ def run_evaluate(
     from hivid.evaluation.stage import EvaluateConfig, evaluate_model
 
     cfg: EvaluateConfig = load_section(params, "evaluate")
+    check_evaluate(model_dir, dataset_dir, data, cfg.split)  # before the run opens
     tags = _gate_tag(root)
     model_run = model_dir.parent / "mlflow_run.json"
     if model_run.exists():

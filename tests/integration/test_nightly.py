@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -187,6 +188,36 @@ def test_compare_report(nightly_run: tuple[Path, dict]) -> None:
         assert section in page
     assert page.count("data:image/png;base64,") == 1  # 1 test video -> 1 timeline
     assert "train_stage1: train.max_steps" in page
+
+
+def test_lineage_stays_verified_after_moving_the_checkout(
+    nightly_run: tuple[Path, dict], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """MLflow records absolute artifact URIs: a moved checkout heals them on its next command,
+    and every lineage link verifies as before (issue 16)."""
+    ws, _ = nightly_run
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)  # as a fresh shell after the move
+    monkeypatch.delenv("MLFLOW_REGISTRY_URI", raising=False)
+    ref = "models:/hivid-narrator@champion"
+
+    def statuses(root: Path) -> tuple[dict[str, str], str]:
+        out = hivid(root, "lineage", ref, "--json")
+        links = json.loads(out.stdout)["links"]
+        return {link["name"]: link["status"] for link in links}, out.stderr
+
+    before, _ = statuses(ws)
+    moved = tmp_path / "elsewhere" / "checkout"
+    shutil.copytree(ws, moved)
+    away = ws.with_name(ws.name + ".away")
+    ws.rename(away)  # the old location is gone: a move, not a copy
+    try:
+        after, stderr = statuses(moved)
+    finally:
+        away.rename(ws)
+    assert "the MLflow store moved" in stderr, stderr
+    assert after == before, (before, after)
+    for name in ("model version", "quality gate", "train_stage1 run", "data.dvc md5"):
+        assert after[name] == "VERIFIED", after
 
 
 def test_new_videos_warm_start_from_the_champion(nightly_run: tuple[Path, dict]) -> None:

@@ -87,5 +87,6 @@ def test_nonzero_rank_opens_no_mlflow_run(tmp_path: Path, monkeypatch: Any) -> N
     monkeypatch.setattr(fit, "train_stage", fake_train_stage)
     monkeypatch.setattr(stages, "stage_run", no_run)
     monkeypatch.setenv("RANK", "1")
+    (tmp_path / "train.jsonl").touch()  # the stage checks its input exists before training
     r = stages.run_train(ROOT, ROOT / "params.yaml", 1, tmp_path, tmp_path / "out", None)
     assert calls == ["train"] and r["run_id"] == "" and r["metrics"]["steps"] == 1.0

@@ -7,7 +7,16 @@ Layout of a data root (what `hivid demo-data` writes and what a real corpus must
     data/ground_truth/<video_id>.json   optional reference chapters (benchmark videos)
 
 Outputs: ``manifest.jsonl`` (one row per usable video), ``quarantine.jsonl`` (one row per rejected
-file with a reason a person can act on) and ``summary.json``. A bad file never stops the batch.
+file with a reason a person can act on) and ``summary.json``. A bad file never stops the batch:
+whatever one file or its metadata holds (any bytes, nesting, number size, a directory in its
+place) costs that one item a quarantine row, and memory stays bounded (metadata is read only up
+to ``ingest.max_metadata_bytes``).
+
+Duplicates (the same content under two names, or two files with one id) keep the **earliest-seen**
+copy: the one the previous manifest already listed (so a new copy never displaces a video that was
+trained on), then the older file by modification time, then the name. The later copy is
+quarantined with a reason naming the one kept. Manifest and quarantine rows are written in path
+order whatever the processing order.
 """
 
 from __future__ import annotations
@@ -15,7 +24,8 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Callable
+import stat
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,6 +36,16 @@ from hivid.io import write_json, write_jsonl
 
 VIDEO_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 """A video id (the file stem) is a safe single path component: it names output files."""
+
+
+def shown_path(rel: str) -> str:
+    """``rel`` as a reason shows it: control characters (a newline in a file name) escaped, so
+    that a reason is always one line."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in rel)
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split("\n")) if "\n" in text else text
 
 
 def video_id_problem(video_id: object) -> str | None:
@@ -64,6 +84,9 @@ class IngestConfig:
     """The stage fails when more than this share of the files is quarantined (1.0: never)."""
     require_metadata: bool = True
     """Reject a video whose ``metadata/<id>.json`` is missing or malformed."""
+    max_metadata_bytes: int = 1 << 20
+    """Metadata files larger than this are rejected without being read whole (product metadata
+    is a few hundred bytes; the whole file is copied into every manifest row)."""
 
     def __post_init__(self) -> None:
         require(bool(self.extensions), "ingest.extensions must not be empty")
@@ -72,6 +95,7 @@ class IngestConfig:
         require(self.max_pixels > 0, "ingest.max_pixels must be > 0")
         require(self.probe_timeout_s >= 0, "ingest.probe_timeout_s must be >= 0 (0: no limit)")
         require(self.min_videos >= 0, "ingest.min_videos must be >= 0")
+        require(self.max_metadata_bytes > 0, "ingest.max_metadata_bytes must be > 0")
         require(
             0 <= self.max_quarantine_share <= 1, "ingest.max_quarantine_share must be in [0, 1]"
         )
@@ -119,12 +143,66 @@ class MetadataError(Exception):
     """Product metadata is missing or malformed (message names the file and the problem)."""
 
 
-def load_metadata(path: Path) -> dict[str, Any]:
-    """Read and check a product metadata JSON; raise MetadataError with a one-line reason."""
-    if not path.exists():
-        raise MetadataError(f"{path}: metadata file not found")
+MAX_METADATA_DEPTH = 32
+"""Deepest nesting of objects/lists accepted in metadata (real product metadata is 2-3 deep)."""
+
+
+def _metadata_value_problem(meta: Any) -> str | None:
+    """First value the manifest cannot hold (too deep, non-finite, unencodable text), iteratively
+    (a recursive walk would itself hit the recursion limit)."""
+    stack: list[tuple[Any, int, str]] = [(meta, 1, "")]
+    while stack:
+        value, depth, where = stack.pop()
+        if isinstance(value, dict | list):
+            if depth > MAX_METADATA_DEPTH:
+                return f"metadata nested deeper than {MAX_METADATA_DEPTH} levels"
+            items = list(value.items()) if isinstance(value, dict) else list(enumerate(value))
+            for k, v in items:
+                key = (
+                    f"{where}.{k}"
+                    if where and isinstance(k, str)
+                    else (f"{where}[{k}]" if isinstance(k, int) else str(k))
+                )
+                if isinstance(k, str):
+                    stack.append((k, depth, f"a key of {where or 'the object'}"))
+                stack.append((v, depth + 1, key))
+        elif isinstance(value, float) and not math.isfinite(value):
+            return f"{where[:80]!r} is {value} (not a finite number)"
+        elif isinstance(value, str):
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError:
+                return f"{where[:80]!r} holds a lone UTF-16 surrogate (not encodable as UTF-8)"
+    return None
+
+
+def load_metadata(path: Path, max_bytes: int = IngestConfig.max_metadata_bytes) -> dict[str, Any]:
+    """Read and check a product metadata JSON; raise MetadataError with a one-line reason.
+
+    Never raises anything else on any file content: at most ``max_bytes + 1`` bytes are read,
+    and nesting, huge integers, NaN/Infinity and lone surrogates are reasons, not crashes."""
     try:
-        text = path.read_bytes().decode("utf-8")
+        st = path.stat()
+    except FileNotFoundError:
+        raise MetadataError(f"{path}: metadata file not found") from None
+    except OSError as exc:
+        raise MetadataError(f"{path}: cannot read metadata ({exc.strerror or exc})") from None
+    if stat.S_ISDIR(st.st_mode):
+        raise MetadataError(f"{path}: is a directory, not a metadata file")
+    if not stat.S_ISREG(st.st_mode):
+        raise MetadataError(f"{path}: metadata is not a regular file (FIFO, socket or device)")
+    too_big = f"{path}: metadata larger than ingest.max_metadata_bytes ({max_bytes} bytes)"
+    if st.st_size > max_bytes:
+        raise MetadataError(too_big)
+    try:
+        with path.open("rb") as f:
+            raw = f.read(max_bytes + 1)  # bounded even when the file grows after stat()
+    except OSError as exc:
+        raise MetadataError(f"{path}: cannot read metadata ({exc.strerror or exc})") from None
+    if len(raw) > max_bytes:
+        raise MetadataError(too_big)
+    try:
+        text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise MetadataError(f"{path}: metadata is not UTF-8 (byte {exc.start})") from None
     try:
@@ -133,8 +211,20 @@ def load_metadata(path: Path) -> dict[str, Any]:
         raise MetadataError(
             f"{path}: metadata is not JSON ({exc.msg}, line {exc.lineno})"
         ) from None
+    except RecursionError:
+        raise MetadataError(
+            f"{path}: metadata nested deeper than {MAX_METADATA_DEPTH} levels"
+        ) from None
+    except ValueError as exc:  # an integer over sys.get_int_max_str_digits()
+        msg = str(exc)
+        if "digits" in msg:
+            msg = f"metadata holds an integer with more than {_int_digits()} digits"
+        raise MetadataError(f"{path}: {msg.splitlines()[0][:200]}") from None
     if not isinstance(meta, dict):
         raise MetadataError(f"{path}: metadata must be a JSON object")
+    problem = _metadata_value_problem(meta)
+    if problem:
+        raise MetadataError(f"{path}: {problem}")
     problems = []
     for key in ("brand", "category"):
         if not isinstance(meta.get(key), str) or not meta.get(key, "").strip():
@@ -155,20 +245,99 @@ def load_metadata(path: Path) -> dict[str, Any]:
     return meta
 
 
+def _int_digits() -> int:
+    import sys
+
+    return sys.get_int_max_str_digits() or 4300
+
+
+def _processing_order(
+    files: list[Path], data_root: Path, previous: Iterable[Mapping[str, Any]]
+) -> list[Path]:
+    """Earliest-seen first: files the previous manifest listed (in its order), then the rest by
+    modification time, then name; duplicates keep the first file of this order."""
+    rank: dict[str, int] = {}
+    for i, row in enumerate(previous):
+        rel = row.get("path") if isinstance(row, Mapping) else None
+        if isinstance(rel, str):
+            rank.setdefault(rel, i)
+
+    def key(p: Path) -> tuple[int, int, str]:
+        rel = str(p.relative_to(data_root))
+        if rel in rank:
+            return (0, rank[rel], rel)
+        try:
+            mtime = p.lstat().st_mtime_ns
+        except OSError:
+            mtime = 0
+        return (1, mtime, rel)
+
+    return sorted(files, key=key)
+
+
+def previous_manifest(root: Path, out_dir: Path) -> list[dict[str, Any]]:
+    """Rows of the manifest the last ingest wrote ([] when none can be found or read).
+
+    ``out_dir/manifest.jsonl`` when it is still there; under ``dvc repro`` DVC removes the old
+    output before the stage runs, so then the copy dvc.lock points at in the project's DVC cache.
+    Only the ``path`` of each row is used (duplicate resolution)."""
+    current = out_dir / "manifest.jsonl"
+    try:
+        if current.is_file():
+            return _manifest_rows(current.read_bytes())
+        from hivid.tracking.lineage import out_md5
+
+        full = (out_dir if out_dir.is_absolute() else Path.cwd() / out_dir).resolve()
+        if not full.is_relative_to(root.resolve()):
+            return []
+        md5 = out_md5(root, full.relative_to(root.resolve()).as_posix())
+        if not md5 or not md5.endswith(".dir"):
+            return []
+        cache = root / ".dvc" / "cache" / "files" / "md5"
+        listing = json.loads((cache / md5[:2] / md5[2:]).read_text())
+        entry = next(e for e in listing if e.get("relpath") == "manifest.jsonl")
+        obj = cache / entry["md5"][:2] / entry["md5"][2:]
+        return _manifest_rows(obj.read_bytes())
+    except (OSError, ValueError, KeyError, StopIteration, TypeError, AttributeError):
+        return []
+
+
+def _manifest_rows(data: bytes) -> list[dict[str, Any]]:
+    rows = []
+    for line in data.decode("utf-8", errors="replace").splitlines():
+        try:
+            row = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(row, dict):
+            rows.append(row)
+    return rows
+
+
 def ingest(
     data_root: Path,
     cfg: IngestConfig,
     progress: Callable[[str, int, int], None] | None = None,
+    previous: Iterable[Mapping[str, Any]] = (),
 ) -> IngestSummary:
-    """Probe every file under ``data_root/videos``; return manifest rows and quarantine rows."""
+    """Probe every file under ``data_root/videos``; return manifest rows and quarantine rows.
+
+    ``previous``: rows of the last manifest (``previous_manifest``); a duplicate keeps the copy
+    they list (see the module docstring)."""
     videos_dir = data_root / "videos"
     if not videos_dir.is_dir():
         raise FileNotFoundError(f"{videos_dir}: no videos/ directory in the data root")
-    files = sorted(
-        p
-        for p in videos_dir.rglob("*")
-        # not only regular files: a FIFO, a device or a broken link is reported, never opened
-        if not p.is_dir() and not p.name.startswith(".")
+    exts = {e.lower() for e in cfg.extensions}
+    files = _processing_order(
+        [
+            p
+            for p in videos_dir.rglob("*")
+            # not only regular files: a FIFO, a device or a broken link is reported, never
+            # opened; a directory only when it is named like a video (`x.mp4/`)
+            if not p.name.startswith(".") and (not p.is_dir() or p.suffix.lower() in exts)
+        ],
+        data_root,
+        previous,
     )
     root_real = videos_dir.resolve()
     manifest: list[dict[str, Any]] = []
@@ -184,12 +353,13 @@ def ingest(
         return probe_video(path, cfg.max_pixels)
 
     def reject(path: Path, reason: str, video_id: str | None = None) -> None:
+        rel = str(path.relative_to(data_root))
         quarantined.append(
             {
-                "path": str(path.relative_to(data_root)),
+                "path": rel,
                 "video_id": video_id,
                 "stage": "ingest",
-                "reason": f"{path.relative_to(data_root)}: {reason}",
+                "reason": f"{shown_path(rel)}: {_one_line(reason)}",
             }
         )
 
@@ -197,15 +367,23 @@ def ingest(
         for i, path in enumerate(files):
             if progress:
                 progress(path.name, i, len(files))
+            vid = path.stem if video_id_problem(path.stem) is None else None
             try:
                 _one(path, probe, reject, data_root, root_real, cfg, manifest, seen_hash, seen_id)
             except OSError as exc:  # unreadable (permissions, I/O error, vanished mid-batch)
-                reject(path, f"cannot read the file ({exc.strerror or type(exc).__name__})")
+                reject(path, f"cannot read the file ({exc.strerror or type(exc).__name__})", vid)
+            except Exception as exc:  # a bug must cost this one file, never the batch
+                first = (str(exc).splitlines() or [""])[0][:200]
+                reject(
+                    path, f"unexpected error while ingesting ({type(exc).__name__}: {first})", vid
+                )
     finally:
         if worker is not None:
             worker.close()
     if progress:
         progress("done", len(files), len(files))
+    manifest.sort(key=lambda r: str(r["path"]))
+    quarantined.sort(key=lambda r: str(r["path"]))
     return IngestSummary(manifest=manifest, quarantined=quarantined)
 
 
@@ -232,11 +410,15 @@ def _one(
     if not path.resolve().is_relative_to(root_real):
         reject(path, "resolves outside the videos/ directory (symlink escaping the data root)")
         return
+    if path.is_dir():
+        reject(path, "is a directory, not a video file", video_id)
+        return
     if not path.is_file():
-        reject(path, "not a regular file (broken link, FIFO or device)")
+        reject(path, "not a regular file (broken link, FIFO or device)", video_id)
         return
     if video_id in seen_id:
-        reject(path, f"duplicate video id {video_id!r}", video_id)
+        kept = next(r["path"] for r in manifest if r["video_id"] == video_id)
+        reject(path, f"duplicate video id {video_id!r} (kept the earlier {kept})", video_id)
         return
     try:
         info = probe(path)
@@ -261,7 +443,7 @@ def _one(
         return
     meta_path = data_root / "metadata" / f"{video_id}.json"
     try:
-        metadata = load_metadata(meta_path)
+        metadata = load_metadata(meta_path, cfg.max_metadata_bytes)
     except MetadataError as exc:
         if cfg.require_metadata:
             msg = str(exc).removeprefix(f"{meta_path}: ")

@@ -30,9 +30,14 @@ def evaluate_model_cmd(
     model_dir: Path, dataset: Path, data: Path, out: Path, metrics: Path, params: Path
 ) -> None:
     """Narrate the test split with a trained model and score it against the ground truth."""
-    from hivid.stages import run_evaluate
+    from hivid.preconditions import check_evaluate, evaluate_split
+
+    # fast, before MLflow and the model are imported: nothing is created when an input is missing
+    guard("evaluate", lambda: check_evaluate(model_dir, dataset, data, evaluate_split(params)))
 
     def go() -> dict:
+        from hivid.stages import run_evaluate
+
         with progress("evaluate") as bar:
             return run_evaluate(project_root(), params, model_dir, dataset, data, out, metrics, bar)
 

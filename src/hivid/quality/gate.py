@@ -6,7 +6,10 @@
     results/<suite>.json   the GX validation result (result_format COMPLETE; unexpected rows are
                            listed by ``row`` and ``video_id``)
     tables/<table>.csv     the validated tables (``row`` is the index the results refer to)
-    data_docs/index.html   the GX Data Docs site (suites and validation results)
+    data_docs/index.html   the GX Data Docs site (suites and validation results; its pages load
+                           CSS/JS from CDNs, so they are blank offline)
+    report.html            the same results as one self-contained page, readable offline
+                           (``hivid.quality.report``)
     quarantine.jsonl       {"video_id", "stage": "validate", "reasons": [...]} per failing video
     passed.json            ids of the videos that passed, sorted
     gate.json              the GateResult (success, result_id, passed, quarantined, ...)
@@ -34,6 +37,7 @@ import numpy as np
 import pandas as pd
 
 from hivid.io import write_json, write_jsonl
+from hivid.quality.report import write_report
 from hivid.quality.suites import Check, QualityConfig, Suite, build_suites
 from hivid.quality.tables import build_tables
 
@@ -344,6 +348,7 @@ def run_gate(
     write_jsonl(out_dir / "quarantine.jsonl", quarantined)
     write_json(out_dir / "passed.json", passed)
     write_json(out_dir / "gate.json", jsonable(gate.to_dict()))
+    write_report(out_dir, jsonable(gate.to_dict()), results_dir, "HiVid quality gate (validate)")
     return gate
 
 
@@ -379,6 +384,9 @@ def _strict_gate(
     )
     write_jsonl(run.out_dir / "quarantine.jsonl", quarantined)
     write_json(run.out_dir / "gate.json", jsonable(gate.to_dict()))
+    write_report(
+        run.out_dir, jsonable(gate.to_dict()), run.results_dir, f"HiVid quality gate ({stage})"
+    )
     return gate
 
 

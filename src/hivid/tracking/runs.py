@@ -24,6 +24,8 @@ from mlflow.tracking import MlflowClient
 
 from hivid.configbase import flatten
 from hivid.tracking.lineage import lineage_tags, record_run
+from hivid.tracking.stale import owner_tags
+from hivid.tracking.store import heal_moved_store
 
 EXPERIMENT = "hivid"
 PARENT_ENV = "HIVID_PARENT_RUN_ID"
@@ -47,6 +49,7 @@ def configure(root: Path) -> str:
     uri = tracking_uri(root)
     if is_embedded(uri):
         (root / "mlruns" / "artifacts").mkdir(parents=True, exist_ok=True)
+        heal_moved_store(uri)  # a moved checkout: rewrite the absolute artifact URIs
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(os.environ.get("MLFLOW_REGISTRY_URI", uri))
     name = os.environ.get(EXPERIMENT_ENV, EXPERIMENT)
@@ -82,7 +85,7 @@ def stage_run(
     """Open the MLflow run of one stage, nested under the pipeline run when there is one."""
     configure(root)
     parent = os.environ.get(PARENT_ENV) or None
-    all_tags = {**lineage_tags(root, stage), **(tags or {})}
+    all_tags = {**lineage_tags(root, stage), **owner_tags(), **(tags or {})}
     if parent:
         all_tags["parent.run"] = parent
     with mlflow.start_run(
