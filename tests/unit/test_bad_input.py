@@ -124,9 +124,29 @@ def test_vfr_detection(tmp_path: Path) -> None:
     assert not probe_video(write_clip(tmp_path / "c.mp4")).variable_frame_rate
 
 
-@pytest.mark.parametrize("vid", ["../../x", "..", "a/b", "", "-rf", "x" * 129, "a..b", " a"])
-def test_unsafe_ids(vid: str) -> None:
-    assert video_id_problem(vid) is not None
+RULE = "(1-128 of letters, digits, '_', '-', '.'; no '..' or path separators)"
+
+
+@pytest.mark.parametrize(
+    ("vid", "reason"),
+    [
+        ("../../x", f"invalid video id '../../x' {RULE}"),  # traversal
+        ("..", f"invalid video id '..' {RULE}"),
+        ("a/b", f"invalid video id 'a/b' {RULE}"),  # separator
+        ("a\\b", f"invalid video id 'a\\\\b' {RULE}"),  # Windows separator
+        ("", f"invalid video id '' {RULE}"),  # empty
+        ("-rf", f"invalid video id '-rf' {RULE}"),  # reads as an option
+        ("x" * 129, f"invalid video id '{'x' * 129}' {RULE}"),  # too long
+        ("a..b", f"invalid video id 'a..b' {RULE}"),  # '..' inside
+        (" a", f"invalid video id ' a' {RULE}"),  # leading blank
+        ("a\n", f"invalid video id 'a\\n' {RULE}"),  # newline: would split a report line
+        (".hidden", f"invalid video id '.hidden' {RULE}"),  # dot file
+        (None, "video id None is not a string"),
+        (7, "video id 7 is not a string"),
+    ],
+)
+def test_unsafe_ids(vid: object, reason: str) -> None:
+    assert video_id_problem(vid) == reason
 
 
 @pytest.mark.parametrize("vid", ["demo_000", "A.b-c_1", "x" * 128])
