@@ -52,7 +52,24 @@ MODULES: dict[str, list[str]] = {
         "tests/unit/test_warmstart.py",
     ],
     "tracking/promotion.py": ["tests/unit/test_promotion.py"],
-    "training/warmstart.py": ["tests/unit/test_warmstart.py"],
+    # the plan and records; the weight-moving functions (warm_model, keep_weights, keep_champion)
+    # are reached only by test_warmstart.py's training tests (minutes per surviving mutant):
+    # `--tests tests/unit/test_warmstart.py tests/unit/test_warmstart_plan.py` to include them
+    "training/warmstart.py": [
+        "tests/unit/test_warmstart_plan.py",
+        *(
+            f"tests/unit/test_warmstart.py::{t}"
+            for t in (
+                "test_plan_full_without_champion_or_when_disabled",
+                "test_plan_warm_scales_steps_to_the_new_share",
+                "test_warm_steps_floor_and_cap",
+                "test_plan_falls_back_to_full",
+                "test_config_validation",
+                "test_model_config_hash_ignores_the_compressor_switch",
+                "test_split_hashes_strict_and_lenient",
+            )
+        ),
+    ],
     "data/probe.py": [
         "tests/unit/test_ingest*.py",
         "tests/unit/test_bad_input.py",
