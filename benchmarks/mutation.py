@@ -111,11 +111,30 @@ EQUIVALENT: dict[str, str] = {
     "hivid.evaluation.soda.x_video_soda__mutmut_16": (
         "iou <= 0.0 instead of iou < 0.0: also maps tIoU 0 to 0"
     ),
+    "hivid.training.warmstart.x_plan_warm_start__mutmut_4": (
+        "the initial plan's reason None instead of '': every return path sets the reason"
+    ),
+    "hivid.training.warmstart.x_plan_warm_start__mutmut_15": (
+        "the initial plan's reason 'XXXX' instead of '': every return path sets the reason"
+    ),
+    "hivid.training.warmstart.x_warm_steps__mutmut_11": (
+        "min(2.0, ...) instead of min(1.0, ...): the result is capped at max_steps right after"
+    ),
+    "hivid.training.warmstart.x_read_plan__mutmut_8": (
+        "encoding=None: the locale's encoding, UTF-8 on every host we run (C.UTF-8)"
+    ),
+    "hivid.training.warmstart.x_read_plan__mutmut_10": "'UTF-8' is the same codec as 'utf-8'",
+    "hivid.training.warmstart.x_split_videos_with_hashes__mutmut_6": (
+        "encoding=None: the locale's encoding, UTF-8 on every host we run (C.UTF-8)"
+    ),
+    "hivid.training.warmstart.x_split_videos_with_hashes__mutmut_8": (
+        "'UTF-8' is the same codec as 'utf-8'"
+    ),
 }
 
 # Repository files and folders the tests read besides src/ and tests/ (linked into the work dir).
 LINKED = ("src", "tests", "flows", "params.yaml", "dvc.yaml", "prefect.yaml", "data.dvc")
-KILLED = {"killed"}
+KILLED = {"killed", "timeout"}  # a timeout is a test run that never passed
 
 
 def _tests_for(module: str) -> list[str]:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -13,6 +15,7 @@ from hivid.training.warmstart import (
     ParentRecord,
     WarmStartConfig,
     WarmStartPlan,
+    model_config_sha256,
     parent_record,
     plan_warm_start,
     read_plan,
@@ -158,6 +161,8 @@ def test_gone_videos_are_listed_first_five() -> None:
     assert few.reason.endswith("same content (v03)")
     five = plan_warm_start(WarmStartConfig(), _train(1), "m", STEPS, _parent(_train(6)))
     assert five.reason.endswith("same content (v01, v02, v03, v04, v05)")
+    six = plan_warm_start(WarmStartConfig(), _train(1), "m", STEPS, _parent(_train(7)))
+    assert six.reason.endswith("same content (v01, v02, v03, v04, v05 ...)")
 
 
 def test_chain_and_new_fraction_limits_are_inclusive_for_warm() -> None:
@@ -226,3 +231,26 @@ def test_split_hashes_skip_blank_lines_and_name_the_row(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match=r"val.jsonl: row 'b' has no sha256 \(rebuild it\)$"):
         split_videos_with_hashes(tmp_path, "val")
     assert split_videos_with_hashes(tmp_path, "val", strict=False) == {"b": ""}
+
+
+@dataclass
+class _Cfg:
+    width: int = 32
+    depth: int = 2
+    use_compressor: bool = False
+
+
+@dataclass
+class _NoSwitch:
+    b: str = "x"
+    a: int = 1
+
+
+def test_model_config_hash_is_pinned() -> None:
+    """The hash is recorded in every champion's training.json: it must not change between
+    versions of the code (a changed hash forces every deployment into a full retrain)."""
+    want = hashlib.sha256(b'{"depth": 2, "width": 32}').hexdigest()
+    assert model_config_sha256(_Cfg()) == want
+    assert model_config_sha256(_Cfg(use_compressor=True)) == want
+    # keys sorted, whatever the field order; a config without the switch hashes too
+    assert model_config_sha256(_NoSwitch()) == hashlib.sha256(b'{"a": 1, "b": "x"}').hexdigest()
