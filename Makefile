@@ -11,7 +11,7 @@ export DO_NOT_TRACK ?= 1
 export HF_HUB_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: install demo test test-fast lint format typecheck check lock clean bench-speech
+.PHONY: install demo test test-fast lint format typecheck check lock clean bench-speech mutation
 
 install: $(STAMP)
 
@@ -54,6 +54,13 @@ bench-speech: install
 	@test -d $(AUDIOEVAL)/pytest_audioeval || { $(PY) -m pip download --quiet --no-deps \
 	  pytest-audioeval==0.1.3 -d $(AUDIOEVAL) && $(PY) -m zipfile -e $(AUDIOEVAL)/*.whl $(AUDIOEVAL); }
 	$(PY) benchmarks/annotate.py --skip-demo --speech $(AUDIOEVAL)/pytest_audioeval/samples/audio
+
+## Mutation scores (killed/total per module) of the modules carrying the platform's promises,
+## against their fast tests (mutmut, pinned in the lock). Slow (hours for all eight on 2 cores),
+## so not part of `make test`; `make mutation MODULES="evaluation/soda.py quality/gate.py"` for some.
+MODULES ?=
+mutation: install
+	$(PY) benchmarks/mutation.py -v $(MODULES)
 
 lock:
 	$(PY) -m pip freeze --all --exclude-editable | grep -v '^hivid' > requirements.lock

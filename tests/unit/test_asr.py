@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import wave
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -219,18 +220,117 @@ def test_make_asr_backend_builds_once() -> None:
     assert a.name == "faster-whisper"
 
 
+def _tiny_align_model(root: Path) -> Path:
+    """A real wav2vec2 CTC model directory (tiny, random weights, English characters), saved and
+    loaded back through ``from_pretrained`` as whisperx loads a hub or local align model. No
+    wav2vec2 weights are packaged offline (offline-models.md), so its times are meaningless; what
+    it exercises is whisperx's alignment path and our handling of its output."""
+    import json
+
+    import torch
+    from transformers import (
+        Wav2Vec2Config,
+        Wav2Vec2CTCTokenizer,
+        Wav2Vec2FeatureExtractor,
+        Wav2Vec2ForCTC,
+        Wav2Vec2Processor,
+    )
+
+    chars = ["<pad>", "<s>", "</s>", "<unk>", "|", *"abcdefghijklmnopqrstuvwxyz'"]
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "vocab.json").write_text(json.dumps({c: i for i, c in enumerate(chars)}))
+    tok = Wav2Vec2CTCTokenizer(str(root / "vocab.json"), word_delimiter_token="|")
+    fe = Wav2Vec2FeatureExtractor(
+        sampling_rate=16000, do_normalize=True, return_attention_mask=False
+    )
+    Wav2Vec2Processor(feature_extractor=fe, tokenizer=tok).save_pretrained(root)
+    torch.manual_seed(0)
+    cfg = Wav2Vec2Config(
+        vocab_size=len(chars),
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        conv_dim=(32,) * 7,
+        num_conv_pos_embeddings=16,
+        num_conv_pos_embedding_groups=2,
+        pad_token_id=0,
+    )
+    Wav2Vec2ForCTC(cfg).save_pretrained(root)
+    return root
+
+
+def _minimal_punkt(root: Path) -> Path:
+    """NLTK ``punkt_tab`` data for English with empty parameters (no abbreviations learnt):
+    whisperx.align splits sentences with it and would download the real one on first use."""
+    lang = root / "tokenizers" / "punkt_tab" / "english"
+    lang.mkdir(parents=True)
+    for name in ("collocations.tab", "sent_starters.txt", "abbrev_types.txt", "ortho_context.tab"):
+        (lang / name).write_text("", encoding="utf-8")
+    return root
+
+
+@pytest.mark.slow
+def test_whisperx_tiny_en_aligns_with_a_local_wav2vec2_model(
+    speech16k: np.ndarray, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The non-failing path offline: `align_model` names a local wav2vec2 directory, whisperx
+    loads it and aligns the VAD-batched transcript with it ("whisperx-align" word times)."""
+    import nltk
+
+    monkeypatch.setattr(nltk.data, "path", [str(_minimal_punkt(tmp_path / "nltk"))])
+    monkeypatch.setattr(asr_mod, "_ALIGN_CACHE", {})
+    model_dir = _tiny_align_model(tmp_path / "w2v2")
+    backend = asr_mod.WhisperXASR(
+        resolve_asr_model("tiny.en"), batch_size=4, align=True, align_model=str(model_dir)
+    )
+    res = backend.transcribe(speech16k, 16000)
+    assert (res.backend, res.word_timestamps) == ("whisperx", "whisperx-align")
+    key = ("en", str(model_dir), "cpu")
+    assert asr_mod._ALIGN_CACHE[key] is not None  # loaded once, kept for the next video
+    _check_result(res, speech16k.shape[0] / 16000)
+
+
 @pytest.mark.slow
 def test_whisperx_tiny_en_offline_falls_back_to_dtw_words(
-    speech16k: np.ndarray, monkeypatch: pytest.MonkeyPatch
+    speech16k: np.ndarray, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: Any
 ) -> None:
+    """No align model reachable (offline, nothing at the configured place): whisperx's own loader
+    really fails, once, and faster-whisper's DTW word times of the same text are used."""
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(asr_mod, "_ALIGN_CACHE", {})
+    missing = tmp_path / "no-such-align-model"
+    backend = asr_mod.WhisperXASR(
+        resolve_asr_model("tiny.en"), batch_size=4, align=True, align_model=str(missing)
+    )
+    with caplog.at_level("WARNING", logger=asr_mod.log.name):
+        res = backend.transcribe(speech16k, 16000)
+    assert (res.backend, res.word_timestamps) == ("whisperx", "faster-whisper")
+    assert list(asr_mod._ALIGN_CACHE.items()) == [(("en", str(missing), "cpu"), None)]
+    assert any("whisperx align model for 'en' unavailable" in r.message for r in caplog.records)
+    _check_result(res, speech16k.shape[0] / 16000)
+
+
+def test_whisperx_alignment_failure_falls_back_instead_of_crashing(
+    monkeypatch: pytest.MonkeyPatch, caplog: Any
+) -> None:
+    """whisperx.align needs NLTK's punkt_tab, fetched on first use: offline it raises
+    LookupError. The ASR step must fall back to DTW word times, not fail the video."""
+    from types import SimpleNamespace
+
     import whisperx
 
-    def no_network(*args: object, **kwargs: object) -> None:
-        raise OSError("Name or service not known")
+    def no_punkt(*args: object, **kwargs: object) -> None:
+        raise LookupError("\n  Resource punkt_tab not found.\n  Please use the NLTK Downloader")
 
-    monkeypatch.setattr(whisperx, "load_align_model", no_network)
-    monkeypatch.setattr(asr_mod, "_ALIGN_CACHE", {})
-    backend = asr_mod.WhisperXASR(resolve_asr_model("tiny.en"), batch_size=4, align=True)
-    res = backend.transcribe(speech16k, 16000)
-    assert (res.backend, res.word_timestamps) == ("whisperx", "faster-whisper")
-    _check_result(res, speech16k.shape[0] / 16000)
+    monkeypatch.setattr(whisperx, "align", no_punkt)
+    monkeypatch.setattr(asr_mod, "_ALIGN_CACHE", {("en", "local-w2v2", "cpu"): ("model", {})})
+    me = SimpleNamespace(align=True, align_model="local-w2v2", device="cpu")
+    chunks = [{"start": 0.0, "end": 1.0, "text": "Red shampoo."}]
+    with caplog.at_level("WARNING", logger=asr_mod.log.name):
+        got = asr_mod.WhisperXASR._align_wav2vec2(me, chunks, np.zeros(16000, np.float32), "en")  # type: ignore[arg-type]
+    assert got is None
+    assert [r.getMessage() for r in caplog.records] == [
+        "whisperx alignment unavailable (Resource punkt_tab not found.); using faster-whisper "
+        "word timestamps"
+    ]

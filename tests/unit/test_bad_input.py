@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from hivid.data.faults import FAULTS, vfr_times, write_clip, write_faults, write_huge_frame
+from hivid.data.faults import vfr_times, write_clip, write_faults, write_huge_frame
 from hivid.data.ingest import (
     IngestConfig,
     ManifestError,
@@ -22,6 +22,7 @@ from hivid.data.ingest import (
 from hivid.data.probe import ProbeError, ProbeWorker, probe_video
 
 from ..conftest import write_video
+from ..expected_faults import ACCEPTED, ALL, QUARANTINED, reason_matches
 
 META = {
     "brand": "Acme",
@@ -34,16 +35,16 @@ GOOD = ("demo_a", "demo_b")
 
 @pytest.fixture(scope="module")
 def faulty(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
-    """Two good videos plus every fault of ``FAULTS``, ingested once."""
+    """Two good videos plus every file of the fault corpus, ingested once."""
     root = tmp_path_factory.mktemp("faulty") / "data"
     for seed, vid in enumerate(GOOD):
         write_video(root / "videos" / f"{vid}.mp4", seed=seed + 1)
         (root / "metadata").mkdir(parents=True, exist_ok=True)
         (root / "metadata" / f"{vid}.json").write_text(json.dumps(META))
-    write_faults(root)
+    written = write_faults(root)
     summary = ingest(root, IngestConfig(probe_timeout_s=30))
     write_ingest_outputs(summary, root.parent / "out")
-    return root, {"summary": summary}
+    return root, {"summary": summary, "written": [f.name for f in written]}
 
 
 def test_every_fault_is_handled_and_good_videos_finish(faulty: tuple[Path, dict]) -> None:
@@ -53,16 +54,18 @@ def test_every_fault_is_handled_and_good_videos_finish(faulty: tuple[Path, dict]
     reasons = {q["path"]: q["reason"] for q in summary.quarantined}
     for vid in GOOD:
         assert vid in kept, reasons
-    for f in FAULTS:
-        path = f"videos/{f.name}"
-        if f.expect == "quarantine":
-            assert path in reasons, f"{f.name} was not quarantined"
-            assert f.reason in reasons[path], reasons[path]
-            # one line, naming the file
-            assert reasons[path].startswith(f"{path}: ") and "\n" not in reasons[path]
-        else:
-            assert Path(f.name).stem in kept, f"{f.name} was rejected: {reasons.get(path)}"
-    assert len(summary.manifest) + len(summary.quarantined) == len(GOOD) + len(FAULTS)
+    # every file the generator writes has an expectation here (a new fault needs one)
+    assert sorted(ctx["written"]) == sorted(ALL)
+    for name in QUARANTINED:
+        path = f"videos/{name}"
+        assert path in reasons, f"{name} was not quarantined"
+        assert reason_matches(name, reasons[path]), reasons[path]
+    for name, fields in ACCEPTED.items():
+        row = kept.get(Path(name).stem)
+        assert row is not None, f"{name} was rejected: {reasons.get(f'videos/{name}')}"
+        assert {k: row[k] for k in fields} == fields
+    assert len(summary.manifest) == len(GOOD) + len(ACCEPTED)
+    assert len(summary.quarantined) == len(QUARANTINED)
 
 
 def test_accepted_oddities_are_recorded(faulty: tuple[Path, dict]) -> None:
@@ -86,7 +89,7 @@ def test_quarantine_report_written(faulty: tuple[Path, dict]) -> None:
     out = faulty[0].parent / "out"
     rows = [json.loads(x) for x in (out / "quarantine.jsonl").read_text().splitlines()]
     assert {r["stage"] for r in rows} == {"ingest"}
-    assert len(rows) == sum(f.expect == "quarantine" for f in FAULTS)
+    assert len(rows) == len(QUARANTINED)
     summary = json.loads((out / "summary.json").read_text())
     assert summary["quarantined"] == len(rows)
 
@@ -124,9 +127,29 @@ def test_vfr_detection(tmp_path: Path) -> None:
     assert not probe_video(write_clip(tmp_path / "c.mp4")).variable_frame_rate
 
 
-@pytest.mark.parametrize("vid", ["../../x", "..", "a/b", "", "-rf", "x" * 129, "a..b", " a"])
-def test_unsafe_ids(vid: str) -> None:
-    assert video_id_problem(vid) is not None
+RULE = "(1-128 of letters, digits, '_', '-', '.'; no '..' or path separators)"
+
+
+@pytest.mark.parametrize(
+    ("vid", "reason"),
+    [
+        ("../../x", f"invalid video id '../../x' {RULE}"),  # traversal
+        ("..", f"invalid video id '..' {RULE}"),
+        ("a/b", f"invalid video id 'a/b' {RULE}"),  # separator
+        ("a\\b", f"invalid video id 'a\\\\b' {RULE}"),  # Windows separator
+        ("", f"invalid video id '' {RULE}"),  # empty
+        ("-rf", f"invalid video id '-rf' {RULE}"),  # reads as an option
+        ("x" * 129, f"invalid video id '{'x' * 129}' {RULE}"),  # too long
+        ("a..b", f"invalid video id 'a..b' {RULE}"),  # '..' inside
+        (" a", f"invalid video id ' a' {RULE}"),  # leading blank
+        ("a\n", f"invalid video id 'a\\n' {RULE}"),  # newline: would split a report line
+        (".hidden", f"invalid video id '.hidden' {RULE}"),  # dot file
+        (None, "video id None is not a string"),
+        (7, "video id 7 is not a string"),
+    ],
+)
+def test_unsafe_ids(vid: object, reason: str) -> None:
+    assert video_id_problem(vid) == reason
 
 
 @pytest.mark.parametrize("vid", ["demo_000", "A.b-c_1", "x" * 128])

@@ -1,7 +1,9 @@
 from __future__ import annotations
 
 import multiprocessing as mp
+import time
 from pathlib import Path
+from typing import Any
 
 import mlflow
 import pytest
@@ -79,11 +81,30 @@ def test_failed_gate_or_missing_metric_never_promotes(store: Path) -> None:
     assert champion() is None
 
 
-def _promote_in_process(root: str, uri: str, version: str, barrier: mp.Barrier) -> bool:
+# The race: each process finishes its start-up (imports, MLflow client, database connection)
+# before the barrier, so both call `promote` at the same instant; a delay injected just before the
+# alias is written keeps each one inside the decide -> compare-and-set -> write window long
+# enough for the other to enter it. Without the lock both see v1 as the champion, both pass the
+# compare-and-set and both promote.
+RACE_DELAY_S = 1.5
+
+
+def _promote_in_process(
+    root: str, uri: str, version: str, barrier: Any, delay_s: float
+) -> tuple[bool, float]:
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
+    MlflowClient().get_registered_model(NAME)  # start-up done before the race starts
+    original = MlflowClient.set_registered_model_alias
+
+    def slow_set_alias(self: MlflowClient, *args: Any, **kwargs: Any) -> None:
+        time.sleep(delay_s)  # inside the locked region: after the decision, before the write
+        original(self, *args, **kwargs)
+
+    MlflowClient.set_registered_model_alias = slow_set_alias  # type: ignore[method-assign]
     barrier.wait()
-    return promote(Path(root), NAME, version, PromotionConfig()).promoted
+    started = time.time()
+    return promote(Path(root), NAME, version, PromotionConfig()).promoted, started
 
 
 def test_two_runs_finishing_at_once_cannot_both_promote(store: Path) -> None:
@@ -92,10 +113,46 @@ def test_two_runs_finishing_at_once_cannot_both_promote(store: Path) -> None:
     v2, v3 = add_version(0.60), add_version(0.60)  # both beat v1, neither beats the other
     uri = mlflow.get_tracking_uri()
     ctx = mp.get_context("spawn")
-    barrier = ctx.Manager().Barrier(2)
-    with ctx.Pool(2) as pool:
-        outcomes = pool.starmap(
-            _promote_in_process, [(str(store), uri, v2, barrier), (str(store), uri, v3, barrier)]
-        )
-    assert sorted(outcomes) == [False, True]
-    assert champion() in (v2, v3)
+    with ctx.Manager() as manager:
+        barrier = manager.Barrier(2)
+        with ctx.Pool(2) as pool:
+            outcomes = pool.starmap(
+                _promote_in_process,
+                [(str(store), uri, v, barrier, RACE_DELAY_S) for v in (v2, v3)],
+            )
+    (won_a, start_a), (won_b, start_b) = outcomes
+    # the two promotions really overlapped: both entered `promote` within the injected window
+    assert abs(start_a - start_b) < RACE_DELAY_S / 2
+    assert sorted([won_a, won_b]) == [False, True]
+    winner = v2 if won_a else v3
+    assert champion() == winner
+    loser = v3 if won_a else v2
+    tag = MlflowClient().get_model_version(NAME, loser).tags["promotion.decision"]
+    assert f"does not beat champion v{winner}" in tag
+
+
+def test_champion_moved_by_a_lock_free_writer_is_decided_again(
+    store: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Compare-and-set: a writer that bypasses the lock moves the champion between the decision
+    and the alias write; the stale decision must not overwrite it."""
+    import hivid.tracking.promotion as promotion
+
+    v1 = add_version(0.40)
+    promote(store, NAME, v1, PromotionConfig())
+    v2, v3 = add_version(0.60), add_version(0.90)
+    real_decide = promotion.decide
+    calls: list[str | None] = []
+
+    def decide_then_someone_moves_the_champion(*args: Any, **kwargs: Any) -> Any:
+        d = real_decide(*args, **kwargs)
+        calls.append(d.champion_before)
+        if len(calls) == 1:  # e.g. a person setting the alias in the MLflow UI
+            MlflowClient().set_registered_model_alias(NAME, "champion", v3)
+        return d
+
+    monkeypatch.setattr(promotion, "decide", decide_then_someone_moves_the_champion)
+    d = promote(store, NAME, v2, PromotionConfig())
+    assert calls == [v1, v3]  # decided against v1, saw the alias move, decided again against v3
+    assert not d.promoted and d.champion_before == v3
+    assert champion() == v3

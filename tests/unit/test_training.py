@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import copy
 import json
 from pathlib import Path
 from typing import Any
 
+import lightning as L
 import numpy as np
 import pytest
 import torch
+from lightning.pytorch.callbacks import Callback
 
 from hivid.configbase import from_mapping
 from hivid.models.narrator import load_narrator, narrator_config
@@ -128,13 +131,54 @@ def test_stage1_then_stage2(trained: dict[str, Any]) -> None:
     assert any(not torch.equal(s0[n], s1[n]) for n in s1)
 
 
+class _FirstStepState(Callback):
+    """Records, at the first training batch, the step and the state the run starts from."""
+
+    def __init__(self) -> None:
+        self.seen: dict[str, Any] | None = None
+
+    def on_train_batch_start(self, trainer: L.Trainer, module: Any, *args: Any) -> None:
+        if self.seen is None:
+            self.seen = {
+                "global_step": trainer.global_step,
+                "optimizer": copy.deepcopy(trainer.optimizers[0].state_dict()),
+                "scheduler": copy.deepcopy(trainer.lr_scheduler_configs[0].scheduler.state_dict()),
+                "weights": {k: v.detach().clone() for k, v in module.state_dict().items()},
+            }
+
+
+def _assert_same(a: Any, b: Any, where: str) -> None:
+    if isinstance(a, torch.Tensor):
+        assert isinstance(b, torch.Tensor) and torch.equal(a, b), where
+    elif isinstance(a, dict):
+        assert isinstance(b, dict) and set(a) == set(b), f"{where}: keys differ"
+        for k in a:
+            _assert_same(a[k], b[k], f"{where}.{k}")
+    elif isinstance(a, (list, tuple)):
+        assert isinstance(b, (list, tuple)) and len(a) == len(b), f"{where}: lengths differ"
+        for i, (x, y) in enumerate(zip(a, b, strict=True)):
+            _assert_same(x, y, f"{where}[{i}]")
+    else:
+        assert a == b, f"{where}: {a!r} != {b!r}"
+
+
 def test_resume_from_last_checkpoint(trained: dict[str, Any]) -> None:
-    """A second call with the same out_dir resumes at step 3 and trains to the new max_steps."""
+    """A second call with the same out_dir resumes at step 3, with the checkpoint's weights,
+    optimizer moments and LR-scheduler position, and trains on to the new max_steps."""
     import dataclasses
 
-    tcfg = dataclasses.replace(trained["tcfg"], max_steps=4)
     out = trained["root"] / "stage1"
-    r = train_stage(1, trained["data"], out, trained["cfg"], tcfg)
+    saved = torch.load(out / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
+    assert saved["global_step"] == 3
+    assert saved["optimizer_states"][0]["state"], "the checkpoint holds no optimizer moments"
+    probe = _FirstStepState()
+    tcfg = dataclasses.replace(trained["tcfg"], max_steps=4)
+    r = train_stage(1, trained["data"], out, trained["cfg"], tcfg, callbacks=[probe])
+    assert probe.seen is not None
+    assert probe.seen["global_step"] == 3  # not a fresh start at 0
+    _assert_same(probe.seen["optimizer"], saved["optimizer_states"][0], "optimizer")
+    _assert_same(probe.seen["scheduler"], saved["lr_schedulers"][0], "lr_scheduler")
+    _assert_same(probe.seen["weights"], saved["state_dict"], "weights")
     assert r.metrics["steps"] == 4
 
 

@@ -379,7 +379,14 @@ class WhisperXASR:
         import whisperx
 
         align_model, metadata = loaded
-        res = whisperx.align(chunks, align_model, metadata, audio, self.device)
+        try:
+            res = whisperx.align(chunks, align_model, metadata, audio, self.device)
+        except LookupError as exc:  # NLTK's punkt_tab sentence data: downloaded on first use
+            log.warning(
+                "whisperx alignment unavailable (%s); using faster-whisper word timestamps",
+                str(exc).strip().splitlines()[0][:160] if str(exc).strip() else "LookupError",
+            )
+            return None
         words = [w for s in res["segments"] for w in s.get("words", [])]
         return _fill_word_times(words) if words else None
 

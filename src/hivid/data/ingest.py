@@ -52,7 +52,7 @@ def video_id_problem(video_id: object) -> str | None:
     """Why ``video_id`` cannot be used as an id (None when it can): no separators, no ``..``."""
     if not isinstance(video_id, str):
         return f"video id {video_id!r} is not a string"
-    if not VIDEO_ID_RE.match(video_id) or ".." in video_id:
+    if not VIDEO_ID_RE.fullmatch(video_id) or ".." in video_id:
         return (
             f"invalid video id {video_id!r} (1-128 of letters, digits, '_', '-', '.'; "
             "no '..' or path separators)"

@@ -1,0 +1,352 @@
+"""Mutation scores of the modules that carry the platform's promises (mutmut 3, pinned in the lock).
+
+    make mutation                                              # all eight modules (hours)
+    .venv/bin/python benchmarks/mutation.py evaluation/soda.py # one module (or several)
+    .venv/bin/python benchmarks/mutation.py --list             # modules and their fast tests
+    .venv/bin/python benchmarks/mutation.py --report           # last scores, nothing run
+
+mutmut changes one operator, constant or call at a time in a copy of the module (a "mutant") and
+runs the module's fast tests against it: a mutant the tests notice is *killed*, one they don't is
+*survived*. The score per module is killed / (total - equivalent): an equivalent mutant behaves
+exactly like the original (no test can kill it) and is listed, with the reason, in ``EQUIVALENT``
+below; every other survivor is a gap in the tests. Mutants no fast test reaches count as not
+killed.
+
+Each module runs in its own work directory ``.cache/mutation/<module>/`` (links to src/, tests/,
+flows/ and the repository files the tests read, plus a ``pyproject.toml`` holding this module's
+``[tool.mutmut]`` settings: the shared ones from the project's ``pyproject.toml`` with
+``only_mutate`` and the test selection filled in), always from scratch, so a run never reuses
+another module's or an older run's results. Scores go to ``.cache/mutation/scores.json``
+(merged over runs, one entry per module, with the date and the git commit) and are printed as a
+table. Not part of CI (``make test``): a module takes minutes (soda) to an hour (dense, ingest)
+on two cores. Mutant names (``hivid.x.y.x_func__mutmut_N``) follow the source, so an
+``EQUIVALENT`` entry must be re-checked when its function changes (``mutmut show NAME`` in the
+module's work directory prints the diff).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import tomllib
+from collections import Counter
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+WORK = ROOT / ".cache" / "mutation"
+SCORES = WORK / "scores.json"
+
+# module (under src/hivid) -> the fast tests that carry its promises (globs; slow ones deselected)
+MODULES: dict[str, list[str]] = {
+    "tracking/audit.py": [
+        "tests/unit/test_audit*.py",
+        "tests/unit/test_lineage*.py",
+        "tests/unit/test_warmstart.py",
+    ],
+    "tracking/promotion.py": ["tests/unit/test_promotion.py"],
+    # the plan and records; the weight-moving functions (warm_model, keep_weights, keep_champion)
+    # are reached only by test_warmstart.py's training tests (minutes per surviving mutant):
+    # `--tests tests/unit/test_warmstart.py tests/unit/test_warmstart_plan.py` to include them
+    "training/warmstart.py": [
+        "tests/unit/test_warmstart_plan.py",
+        *(
+            f"tests/unit/test_warmstart.py::{t}"
+            for t in (
+                "test_plan_full_without_champion_or_when_disabled",
+                "test_plan_warm_scales_steps_to_the_new_share",
+                "test_warm_steps_floor_and_cap",
+                "test_plan_falls_back_to_full",
+                "test_config_validation",
+                "test_model_config_hash_ignores_the_compressor_switch",
+                "test_split_hashes_strict_and_lenient",
+            )
+        ),
+    ],
+    "data/probe.py": [
+        "tests/unit/test_ingest*.py",
+        "tests/unit/test_bad_input.py",
+        "tests/unit/test_fuzz_probe.py",
+    ],
+    "data/ingest.py": [
+        "tests/unit/test_ingest*.py",
+        "tests/unit/test_bad_input.py",
+        "tests/unit/test_fuzz_probe.py",
+        "tests/unit/test_validators_hypothesis.py",
+    ],
+    "quality/gate.py": [
+        "tests/unit/test_quality_gate.py",
+        "tests/unit/test_quality_more.py",
+        "tests/unit/test_dataset_splits.py",
+    ],
+    "evaluation/dense.py": [
+        "tests/unit/test_dense.py",
+        "tests/unit/test_soda.py",
+        "tests/unit/test_eval_dense.py",
+    ],
+    # the METEOR-jar tests of test_eval_dense.py add minutes per surviving mutant and reach
+    # soda.py only through dense.py: its own pure tests carry it
+    "evaluation/soda.py": [
+        "tests/unit/test_soda.py",
+        "tests/unit/test_dense.py",
+        "tests/unit/test_eval_dense.py::test_tiou_matrix_equals_reference_formula",
+        "tests/unit/test_eval_dense.py::test_vectorised_dp_equals_recursive_reference",
+        "tests/unit/test_eval_dense.py::test_edge_cases_are_reported",
+    ],
+}
+
+# Survivors judged equivalent (no input can tell them from the original), with the reason.
+EQUIVALENT: dict[str, str] = {
+    "hivid.evaluation.soda.x_video_soda__mutmut_10": (
+        "np.where(None, 0.0, iou): negative tIoU no longer clamped; max_alignment never takes a "
+        "negative weight (skipping a cell is always at least as good), so the result is the same"
+    ),
+    "hivid.evaluation.soda.x_video_soda__mutmut_16": (
+        "iou <= 0.0 instead of iou < 0.0: also maps tIoU 0 to 0"
+    ),
+    "hivid.training.warmstart.x_plan_warm_start__mutmut_4": (
+        "the initial plan's reason None instead of '': every return path sets the reason"
+    ),
+    "hivid.training.warmstart.x_plan_warm_start__mutmut_15": (
+        "the initial plan's reason 'XXXX' instead of '': every return path sets the reason"
+    ),
+    "hivid.training.warmstart.x_warm_steps__mutmut_11": (
+        "min(2.0, ...) instead of min(1.0, ...): the result is capped at max_steps right after"
+    ),
+    "hivid.training.warmstart.x_read_plan__mutmut_8": (
+        "encoding=None: the locale's encoding, UTF-8 on every host we run (C.UTF-8)"
+    ),
+    "hivid.training.warmstart.x_read_plan__mutmut_10": "'UTF-8' is the same codec as 'utf-8'",
+    "hivid.training.warmstart.x_split_videos_with_hashes__mutmut_6": (
+        "encoding=None: the locale's encoding, UTF-8 on every host we run (C.UTF-8)"
+    ),
+    "hivid.training.warmstart.x_split_videos_with_hashes__mutmut_8": (
+        "'UTF-8' is the same codec as 'utf-8'"
+    ),
+}
+
+# Repository files and folders the tests read besides src/ and tests/ (linked into the work dir).
+LINKED = ("src", "tests", "flows", "params.yaml", "dvc.yaml", "prefect.yaml", "data.dvc")
+KILLED = {"killed", "timeout"}  # a timeout is a test run that never passed
+
+
+def _tests_for(module: str) -> list[str]:
+    """Test files (globs expanded) and test ids of ``module``, those that exist."""
+    files: list[str] = []
+    for pattern in MODULES[module]:
+        path, sep, test = pattern.partition("::")
+        found = sorted(str(p.relative_to(ROOT)) for p in ROOT.glob(path))
+        files += [f + sep + test for f in found]
+    return list(dict.fromkeys(files))
+
+
+def _toml_value(v: Any) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, int | float):
+        return repr(v)
+    if isinstance(v, str):
+        return json.dumps(v)
+    if isinstance(v, list):
+        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
+    raise TypeError(f"cannot write {v!r} as TOML")
+
+
+def _toml_table(name: str, table: dict[str, Any]) -> str:
+    return f"[{name}]\n" + "".join(f"{k} = {_toml_value(v)}\n" for k, v in table.items())
+
+
+def _slug(module: str) -> str:
+    return module.removesuffix(".py").replace("/", ".")
+
+
+def prepare(module: str, tests: list[str]) -> Path:
+    """A fresh work directory for ``module`` with its generated mutmut configuration."""
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    shared = dict(project["tool"]["mutmut"])
+    shared["only_mutate"] = [f"src/hivid/{module}"]
+    shared["pytest_add_cli_args_test_selection"] = tests
+    work = WORK / _slug(module)
+    if work.exists():
+        shutil.rmtree(work)
+    work.mkdir(parents=True)
+    for name in LINKED:
+        if (ROOT / name).exists():
+            (work / name).symlink_to(ROOT / name)
+    (work / "pyproject.toml").write_text(
+        _toml_table("tool.mutmut", shared)
+        + "\n"
+        + _toml_table("tool.pytest.ini_options", project["tool"]["pytest"]["ini_options"]),
+        encoding="utf-8",
+    )
+    return work
+
+
+def score(module: str) -> dict[str, Any]:
+    """Counts by mutmut status for ``module``'s last run, and the score."""
+    meta = WORK / _slug(module) / "mutants" / "src" / "hivid" / f"{module}.meta"
+    if not meta.is_file():
+        raise SystemExit(f"{module}: no results ({meta} missing): run it first")
+    from mutmut.stats import status_by_exit_code
+
+    codes = json.loads(meta.read_text(encoding="utf-8"))["exit_code_by_key"]
+    status = {k: status_by_exit_code[v] for k, v in codes.items()}
+    counts = Counter(status.values())
+    equivalent = sorted(k for k, s in status.items() if k in EQUIVALENT and s not in KILLED)
+    survivors = sorted(k for k, s in status.items() if s not in KILLED and k not in EQUIVALENT)
+    killed = sum(counts[s] for s in KILLED)
+    considered = len(status) - len(equivalent)
+    return {
+        "module": module,
+        "total": len(status),
+        "killed": killed,
+        "equivalent": equivalent,
+        "considered": considered,
+        "score": killed / considered if considered else 1.0,
+        "by_status": dict(sorted(counts.items())),
+        "not_killed": {k: status[k] for k in survivors},
+    }
+
+
+def run(
+    module: str,
+    max_children: int,
+    nice: int,
+    timeout_s: float | None,
+    tests: list[str] | None = None,
+) -> dict[str, Any]:
+    """One fresh mutmut run over ``module`` (against ``tests``, default its own); stopped after
+    ``timeout_s`` (what ran is scored, the rest counts as "not checked")."""
+    tests = tests or _tests_for(module)
+    work = prepare(module, tests)
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "MUTANT_UNDER_TEST")}
+    env.update(
+        {
+            "OMP_NUM_THREADS": "1",
+            "MKL_NUM_THREADS": "1",
+            "TOKENIZERS_PARALLELISM": "false",
+            "HF_HUB_OFFLINE": "1",
+            "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+            "DO_NOT_TRACK": "1",
+        }
+    )
+    exe = Path(sys.executable).parent / "mutmut"
+    cmd = [str(exe), "run", "--max-children", str(max_children)]
+    if nice:
+        cmd = ["nice", "-n", str(nice), *cmd]
+    print(f"== {module}: mutmut over {len(tests)} test file(s)/id(s) in {work}", flush=True)
+    log = work / "mutmut.log"
+    t0 = time.perf_counter()
+    timed_out = False
+    with log.open("w", encoding="utf-8") as out:
+        proc = subprocess.Popen(
+            cmd, cwd=work, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
+        try:
+            code = proc.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGTERM)  # mutmut and the test processes it forked
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+            code, timed_out = 0, True
+    seconds = time.perf_counter() - t0
+    if code != 0:
+        tail = log.read_text(encoding="utf-8").strip().splitlines()[-15:]
+        raise SystemExit(f"{module}: mutmut failed (exit {code}), {log}:\n" + "\n".join(tail))
+    result = score(module)
+    result["seconds"] = round(seconds, 1)
+    result["timed_out"] = timed_out
+    if timed_out:
+        print(f"   stopped after {timeout_s:.0f} s: unfinished mutants count as not checked")
+    return result
+
+
+def _commit() -> str:
+    r = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True)
+    return r.stdout.decode().strip() or "unknown"
+
+
+def _load_scores() -> dict[str, Any]:
+    return json.loads(SCORES.read_text(encoding="utf-8")) if SCORES.is_file() else {}
+
+
+def _print(results: list[dict[str, Any]], verbose: bool) -> None:
+    print(f"\n{'module':<24} {'killed':>7} {'total':>6} {'equiv.':>6} {'score':>7}  not killed")
+    for r in results:
+        rest = dict(Counter(r["not_killed"].values()))
+        print(
+            f"{r['module']:<24} {r['killed']:>7} {r['total']:>6} {len(r['equivalent']):>6} "
+            f"{100 * r['score']:>6.1f}%  {rest or '-'}"
+        )
+    if verbose:
+        for r in results:
+            for name, status in r["not_killed"].items():
+                print(f"  {status:<10} {name}")
+            for name in r["equivalent"]:
+                print(f"  equivalent {name}: {EQUIVALENT[name]}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("modules", nargs="*", help=f"modules under src/hivid (default: {len(MODULES)})")
+    ap.add_argument("--list", action="store_true", help="print the modules and their tests")
+    ap.add_argument("--report", action="store_true", help="print the last scores, run nothing")
+    ap.add_argument("--max-children", type=int, default=2, help="mutants tested in parallel")
+    ap.add_argument("--nice", type=int, default=10, help="niceness of the mutmut run (0: none)")
+    ap.add_argument(
+        "--timeout", type=float, default=None, help="stop a module's run after this many seconds"
+    )
+    ap.add_argument(
+        "--tests",
+        nargs="+",
+        default=None,
+        help="run against these test files/ids instead (e.g. to score an older test set)",
+    )
+    ap.add_argument("--json", action="store_true", help="print the scores as JSON")
+    ap.add_argument("-v", "--verbose", action="store_true", help="list every mutant not killed")
+    ap.add_argument(
+        "--fail-under", type=float, default=None, help="exit 1 when a module scores below (0-1)"
+    )
+    args = ap.parse_args(argv)
+    modules = args.modules or list(MODULES)
+    unknown = [m for m in modules if m not in MODULES]
+    if unknown:
+        ap.error(f"unknown module(s) {unknown}; known: {', '.join(MODULES)}")
+    if args.list:
+        for m in modules:
+            print(f"{m}: {' '.join(_tests_for(m))}")
+        return 0
+    stored = _load_scores()
+    if args.report:
+        results = [stored[m] for m in modules if m in stored]
+    else:
+        results = []
+        for m in modules:
+            r = run(m, args.max_children, args.nice, args.timeout, args.tests)
+            r["tests"] = args.tests or _tests_for(m)
+            r.update({"date": datetime.now(UTC).isoformat(timespec="seconds"), "commit": _commit()})
+            stored[m if not args.tests else f"{m} [--tests]"] = r  # keep the real score
+            SCORES.parent.mkdir(parents=True, exist_ok=True)
+            SCORES.write_text(json.dumps(stored, indent=2), encoding="utf-8")
+            results.append(r)
+    if args.json:
+        print(json.dumps(results, indent=2))
+    else:
+        _print(results, args.verbose)
+    if args.fail_under is not None and any(r["score"] < args.fail_under for r in results):
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
