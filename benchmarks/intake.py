@@ -5,7 +5,8 @@
 Starts a real SeaweedFS S3 server on loopback (`tests/s3server.py`), uploads ``--objects`` video
 objects of ``--mib`` MiB each (with metadata), then measures side by side in one run:
 
-1. ``boto3 download_file`` over the same video objects into a folder (the plain baseline);
+1. ``boto3 download_file`` over the same objects (videos and their metadata) into a folder, one
+   after the other, with a fresh client (the plain baseline);
 2. ``hivid intake`` of the zone into a fresh data/: list, streamed GET with sha256 + md5, checks
    against ChecksumSHA256 / ETag, staging, atomic moves, ledger (``probe: false``: the payloads are
    ISO-BMFF-headed random bytes, not decodable media; the PyAV probe is per new video and is
@@ -78,13 +79,19 @@ def main() -> None:
         os.environ.update(s3.env())
         client = s3.client()
         total = upload(client, "bench", "tp", args.objects, size, "v")
-        keys = [f"tp/videos/v{i:05d}.mp4" for i in range(args.objects)]
+        # the same objects intake takes: each video and its metadata
+        keys = [
+            k
+            for i in range(args.objects)
+            for k in (f"tp/videos/v{i:05d}.mp4", f"tp/metadata/v{i:05d}.json")
+        ]
 
         t0 = time.perf_counter()
+        plain_client = s3.client()  # a fresh client, as an intake run makes its own
         plain = tmp / "plain"
         plain.mkdir()
         for k in keys:
-            client.download_file("bench", k, str(plain / Path(k).name))
+            plain_client.download_file("bench", k, str(plain / Path(k).name))
         t_plain = time.perf_counter() - t0
 
         cfg = IntakeConfig(

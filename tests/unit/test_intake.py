@@ -51,6 +51,7 @@ def private_zone(make_s3_server: Any, tmp_path: Path, monkeypatch: pytest.Monkey
     return Zone(server, "landing-zone", tmp_path)
 
 
+@pytest.mark.slow  # a git + DVC workspace, several dvc and CLI subprocesses (~2-4 min on 2 cores)
 def test_new_objects_are_pinned_once_and_an_outage_changes_nothing(
     private_zone: Zone, tmp_path: Path
 ) -> None:
@@ -102,7 +103,9 @@ def test_new_objects_are_pinned_once_and_an_outage_changes_nothing(
     assert down.returncode == 1
     lines = [ln for ln in down.stderr.splitlines() if ln.strip()]
     assert lines[-1].startswith("hivid intake: error: ") and "S3 listing failed" in lines[-1]
-    assert took < 30, took
+    # bounded, not a hang: the S3 part is retries x (connect timeout + backoff) ~ 2 s here; the
+    # rest is the CLI's start-up and `dvc status` (slow on a loaded 2-core CI box)
+    assert took < 90, took
     assert (ws / "data.dvc").read_bytes() == dvc_before and files_under(ws / "data") == tree
 
     zone.server.start()
