@@ -299,6 +299,8 @@ def register(stage2: Path, params: Path) -> None:
     click.echo(
         f"registered {r['name']} version {r['version']} as @{r['alias']} (run {r['run_id']})"
     )
+    if r.get("warning"):
+        click.echo(f"hivid register: warning: {r['warning']}", err=True)
 
 
 @main.command()
