@@ -609,7 +609,10 @@ def _own_eval_run(client: Any, root: Path, model_run: str) -> tuple[str | None, 
     if not path.exists():
         return None, f"{path}: no evaluation; the version has no metrics until one runs"
     eval_id = read_json(path)["run_id"]
-    scored = client.get_run(eval_id).data.tags.get("model.run")
+    try:
+        scored = client.get_run(eval_id).data.tags.get("model.run")
+    except mlflow.exceptions.MlflowException:
+        return None, f"evaluate run {eval_id} ({path}) is not in this tracking store"
     if scored != model_run:
         return None, (
             f"evaluate run {eval_id} scored the model of run {scored}, not {model_run}: "

@@ -61,3 +61,6 @@ def test_register_attaches_the_model_s_own_evaluation(project: Path) -> None:
     r = run_register(project, params, project / "outputs/ckpt/stage2")
     assert "scored the model of run someone-else" in r["warning"]
     assert client.get_model_version("hivid-narrator", "1").tags["eval.run"] == ev2
+    write_json(project / "outputs/eval/mlflow_run.json", {"run_id": "0" * 32})  # another store's
+    r = run_register(project, params, project / "outputs/ckpt/stage2")
+    assert "is not in this tracking store" in r["warning"]
