@@ -39,7 +39,12 @@ def main() -> None:
     from flows.nightly import nightly
     from hivid.workspace import add_demo_videos, create_workspace
 
-    overrides: dict = {"demo": {"videos": args.videos}}
+    # This measures incremental speed, which needs a champion to warm-start from; the promotion
+    # floor (beat the trivial baseline) would keep a weak demo model from becoming one.
+    overrides: dict = {
+        "demo": {"videos": args.videos},
+        "registry": {"promotion": {"baseline": None}},
+    }
     if args.steps:
         overrides["train_stage1"] = {"max_steps": args.steps}
         overrides["train_stage2"] = {"max_steps": args.steps}

@@ -294,11 +294,25 @@ def train(
 )
 @click.option("--out", type=PATH, default=None, help="Default: outputs/narrate/<video stem>.")
 @click.option("--max-new-tokens", type=int, default=None, help="Default: evaluate.max_new_tokens.")
+@click.option(
+    "--allow-empty",
+    is_flag=True,
+    help="Exit 0 even when no chapters are produced (default: exit 2, after writing the outputs).",
+)
 @params_option
 def narrate(
-    video: Path, model_ref: str, out: Path | None, max_new_tokens: int | None, params: Path
+    video: Path,
+    model_ref: str,
+    out: Path | None,
+    max_new_tokens: int | None,
+    allow_empty: bool,
+    params: Path,
 ) -> None:
-    """ASR + frames + the narrator on VIDEO -> chapters.json, chapters.vtt (WebVTT), tcot.txt."""
+    """ASR + frames + the narrator on VIDEO -> chapters.json, chapters.vtt (WebVTT), tcot.txt.
+
+    Chapters and TCoT are checked against the video's duration (clipped or rejected, counted).
+    No chapters (or an audio-only file, which is only transcribed) prints a warning and exits 2
+    unless --allow-empty."""
     from hivid.narrate import narrate_video
     from hivid.preconditions import check_narrate
 
@@ -311,7 +325,20 @@ def narrate(
                 video, model_ref, out, params, project_root(), max_new_tokens, cb
             ),
         )
-    click.echo(f"narrate {video.name}: {len(r['chapters'])} chapters -> {out}")
+    checks = r["checks"]["chapters"]
+    duration = f"{r['duration']:.2f} s" if r.get("duration") is not None else "unknown duration"
+    click.echo(
+        f"narrate {video.name} ({duration}): {len(r['chapters'])} chapters -> {out}"
+        + (
+            f" ({checks['clipped']} clipped, {checks['rejected']} rejected to fit the video)"
+            if checks["clipped"] or checks["rejected"]
+            else ""
+        )
+    )
+    for w in r["warnings"]:
+        click.echo(f"hivid narrate: warning: {w}", err=True)
+    if not r["chapters"] and not allow_empty:
+        sys.exit(2)
 
 
 @main.command()
@@ -325,6 +352,8 @@ def register(stage2: Path, params: Path) -> None:
     click.echo(
         f"registered {r['name']} version {r['version']} as @{r['alias']} (run {r['run_id']})"
     )
+    if r.get("warning"):
+        click.echo(f"hivid register: warning: {r['warning']}", err=True)
 
 
 @main.command()

@@ -31,9 +31,19 @@ def console() -> Any:
     return Console(stderr=True)
 
 
+HEARTBEAT_S = 30.0
+"""Without a terminal (a log), progress prints a line per item and at least this often."""
+
+
 @contextlib.contextmanager
 def progress(label: str) -> Iterator[Callable[[str, int, int], None]]:
-    """A rich progress bar driven by (item, done, total) callbacks."""
+    """A rich progress bar driven by (item, done, total) callbacks; without a terminal (the
+    nightly log, through `dvc repro`) plain lines instead: one per item and a heartbeat every
+    ``HEARTBEAT_S`` seconds, so no stage is silent for minutes."""
+    if not sys.stderr.isatty():
+        with _log_progress(label) as update:
+            yield update
+        return
     from rich.progress import (
         BarColumn,
         MofNCompleteColumn,
@@ -57,6 +67,44 @@ def progress(label: str) -> Iterator[Callable[[str, int, int], None]]:
             bar.update(task, completed=done, total=total, description=item)
 
         yield update
+
+
+@contextlib.contextmanager
+def _log_progress(label: str) -> Iterator[Callable[[str, int, int], None]]:
+    import threading
+    import time
+
+    t0 = time.monotonic()
+    state = {"item": "", "done": 0, "total": 0}
+    lock = threading.Lock()
+    stop = threading.Event()
+
+    def line(prefix: str = "") -> None:
+        with lock:
+            item, done, total = state["item"], state["done"], state["total"]
+        elapsed = round(time.monotonic() - t0)
+        of = f"{done}/{total}" if total else f"{done}"
+        print(f"{label}: {prefix}{of} {item} (elapsed {elapsed}s)", file=sys.stderr, flush=True)
+
+    def beat() -> None:
+        while not stop.wait(HEARTBEAT_S):
+            line("still working, ")
+
+    thread = threading.Thread(target=beat, name=f"{label}-progress", daemon=True)
+    thread.start()
+
+    def update(item: str, done: int, total: int) -> None:
+        with lock:
+            changed = (item, done) != (state["item"], state["done"])
+            state.update(item=item, done=done, total=total)
+        if changed:
+            line()
+
+    try:
+        yield update
+    finally:
+        stop.set()
+        thread.join(timeout=1)
 
 
 def fail(cmd: str, exc: BaseException) -> None:

@@ -2,11 +2,20 @@
 
 ``narrate_video(video, model_ref, out_dir)`` writes::
 
-    chapters.json   {"video_id", "model", "chapters": [{start, end, title, summary}], "tcot": [...]}
+    chapters.json   {"video_id", "model", "duration", "chapters": [{start, end, title, summary}],
+                     "tcot": [...], "checks": {"chapters": counts, "tcot": counts}, "notes",
+                     "warnings", "asr": [{start, end, text}]}
     chapters.vtt    WebVTT chapters track (one cue per chapter: "title" then the summary)
     tcot.txt        the model's temporal chain of thought (the <think> part)
     raw.txt         the generated text as is
+    transcript.txt  the ASR sentences, one per line with their times
     input.jsonl     the sample the model read (frame times + ASR), frames/<id>.npy beside it
+
+Generated chapters and TCoT steps are checked against the video's duration and ordering
+(``hivid.evaluation.checks``): clipped or rejected, counted in ``checks`` and explained in
+``notes``; nothing past the end reaches chapters.json or the WebVTT track. No chapters at all
+(nothing parsable, or a file without a video stream: it is transcribed, the narrator is not run)
+is a warning in ``warnings``; `hivid narrate` then exits 2 unless ``--allow-empty``.
 
 Preprocessing is annotation-light: audio decoding and the configured ASR backend exactly as the
 annotate stage runs them (``hivid.annotate``), frames sampled exactly as the dataset stage does
@@ -29,6 +38,32 @@ STEPS = ("model", "audio", "asr", "frames", "generate", "write")
 
 class NarrateError(ValueError):
     """The video or the model cannot be used (the message names it and says why)."""
+
+
+def media_info(video: Path) -> tuple[float | None, bool, bool]:
+    """(duration in seconds or None, has a video stream, has an audio stream) of ``video``."""
+    import av
+
+    try:
+        container = av.open(str(video), metadata_errors="ignore")
+    except (av.FFmpegError, UnicodeDecodeError, ValueError, OSError) as exc:
+        raise NarrateError(f"{video}: not a readable media file ({exc})") from None
+    try:
+        durations = []
+        for st in [*container.streams.video[:1], *container.streams.audio[:1]]:
+            if st.duration is not None and st.time_base is not None:
+                durations.append(float(st.duration * st.time_base))
+        if container.streams.video and durations:
+            duration: float | None = durations[0]
+        elif durations:
+            duration = max(durations)
+        elif container.duration is not None:
+            duration = float(container.duration / av.time_base)
+        else:
+            duration = None
+        return duration, bool(container.streams.video), bool(container.streams.audio)
+    finally:
+        container.close()
 
 
 def resolve_model_dir(model_ref: str, root: Path | None = None) -> Path:
@@ -115,6 +150,7 @@ def narrate_video(
     from hivid.config import load_section, read_params
     from hivid.data.decode import decode_audio
     from hivid.dataset.build import DatasetConfig, _npy_bytes, _sample_frames
+    from hivid.evaluation.checks import check_spans
     from hivid.models.narrator import load_narrator
     from hivid.training.generate import generate_chapters
 
@@ -135,53 +171,90 @@ def narrate_video(
         eval_tokens = int((read_params(params).get("evaluate") or {}).get("max_new_tokens", 512))
     else:
         ann_cfg, ds_cfg, eval_tokens = AnnotateConfig(), DatasetConfig(), 512
+    duration, has_video, has_audio = media_info(video)
+    if not has_video and not has_audio:
+        raise NarrateError(f"{video}: no video and no audio stream")
     tick("model")
     model_dir = resolve_model_dir(model_ref, root)
-    model, tok = load_narrator(model_dir)
+    model, tok = load_narrator(model_dir) if has_video else (None, None)
     tick("audio")
-    audio = decode_audio(video)
+    audio = decode_audio(video) if has_audio else None
     tick("asr")
     segments: list[dict[str, Any]] = []
-    if audio is not None:
+    if audio is not None and audio.size:
         result = make_asr_backend(ann_cfg).transcribe(audio, 16000, language=ann_cfg.language)
         segments = [
             {"start": float(s["start"]), "end": float(s["end"]), "text": str(s["text"])}
             for s in result.segments
         ]
     tick("frames")
-    frames, times = _sample_frames(video, ds_cfg)
     out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
     vid = video.stem
-    rel = f"frames/{vid}.npy"
-    write_bytes_atomic(out_dir / rel, _npy_bytes(frames))
-    record = {
-        "video_id": vid,
-        "frame_times": times,
-        "frames": rel,
-        "asr": segments,
-        "tcot": [],
-        "chapters": [],
-    }
-    write_jsonl(out_dir / "input.jsonl", [record])
-    tick("generate")
-    text, chapters = generate_chapters(
-        model, tok, record, out_dir, max_new_tokens=max_new_tokens or eval_tokens
-    )
+    warnings: list[str] = []
+    text = ""
+    chapters: list[dict[str, Any]] = []
+    times: list[float] = []
+    if has_video:
+        frames, times = _sample_frames(video, ds_cfg)
+        rel = f"frames/{vid}.npy"
+        write_bytes_atomic(out_dir / rel, _npy_bytes(frames))
+        record = {
+            "video_id": vid,
+            "duration": duration,
+            "frame_times": times,
+            "frames": rel,
+            "asr": segments,
+            "tcot": [],
+            "chapters": [],
+        }
+        write_jsonl(out_dir / "input.jsonl", [record])
+        tick("generate")
+        assert model is not None and tok is not None
+        text, chapters = generate_chapters(
+            model, tok, record, out_dir, max_new_tokens=max_new_tokens or eval_tokens
+        )
+    else:
+        tick("generate")
+        warnings.append(
+            f"{video.name}: audio only (no video stream): transcribed {len(segments)} ASR "
+            "segments; no chapters were made (the narrator needs video frames)"
+        )
     tick("write")
+    ch = check_spans(chapters, duration, "chapter")
+    tc = check_spans(parse_tcot(text), duration, "tcot step", allow_overlap=True)
+    if has_video and not ch.kept:
+        why = (
+            f"{ch.checked} generated chapters, all rejected"
+            if ch.checked
+            else "nothing parsable as chapters in the model's output (see raw.txt)"
+        )
+        warnings.append(f"{video.name}: no chapters ({why})")
     report = {
         "video_id": vid,
         "video": str(video),
         "model": model_ref,
         "model_dir": str(model_dir),
+        "duration": duration,
+        "has_video": has_video,
+        "has_audio": has_audio,
         "asr_segments": len(segments),
         "frames": len(times),
-        "chapters": chapters,
-        "tcot": parse_tcot(text),
+        "chapters": ch.kept,
+        "tcot": tc.kept,
+        "checks": {"chapters": ch.counts(), "tcot": tc.counts()},
+        "notes": ch.notes + tc.notes,
+        "warnings": warnings,
+        "asr": segments,
     }
     write_json(out_dir / "chapters.json", report)
-    (out_dir / "chapters.vtt").write_text(webvtt_chapters(chapters), encoding="utf-8")
+    (out_dir / "chapters.vtt").write_text(webvtt_chapters(ch.kept), encoding="utf-8")
     (out_dir / "tcot.txt").write_text(tcot_text(text) + "\n", encoding="utf-8")
     (out_dir / "raw.txt").write_text(text + "\n", encoding="utf-8")
+    (out_dir / "transcript.txt").write_text(
+        "".join(f"[{s['start']:.2f}-{s['end']:.2f} s] {s['text'].strip()}\n" for s in segments),
+        encoding="utf-8",
+    )
     if progress:
         progress("done", len(STEPS), len(STEPS))
     return report

@@ -369,17 +369,8 @@ def summary_text(root: Path, result: dict[str, Any]) -> str:
     report = root / "outputs" / "quarantine" / "report.md"
     if report.exists():
         lines.append(f"quarantine report (every bad file and why): {report}")
-    plan_path = root / "outputs" / "warm_start" / "plan.json"
-    if plan_path.exists():
-        plan = read_json(plan_path)
-        steps = ", ".join(f"{k} {v} steps" for k, v in plan.get("steps", {}).items())
-        lines.append(f"training: {plan.get('mode')} ({steps}) - {plan.get('reason')}")
-    metrics = root / "outputs" / "eval" / "metrics.json"
-    if metrics.exists():
-        m = read_json(metrics)
-        lines.append(
-            "metrics (test split): " + ", ".join(f"{k}={v:.4f}" for k, v in sorted(m.items()))
-        )
+    lines += _training_lines(root, result.get("stages", {}))
+    lines += _metric_lines(root, result.get("stages", {}))
     git = result.get("git") or {}
     if git.get("committed"):
         lines.append(
@@ -389,6 +380,8 @@ def summary_text(root: Path, result: dict[str, Any]) -> str:
     if result.get("model"):
         mv = result["model"]
         lines.append(f"registered model: {mv['name']} version {mv['version']} (@{mv['alias']})")
+        if mv.get("warning"):
+            lines.append(f"  WARNING: {mv['warning']}")
     if result.get("promotion"):
         lines.append(f"promotion: {result['promotion']['text']}")
     if result.get("report"):
@@ -401,3 +394,66 @@ def summary_text(root: Path, result: dict[str, Any]) -> str:
             "--host 127.0.0.1 --port 5000"
         )
     return "\n".join(lines)
+
+
+TRAIN_STAGES = ("train_stage1", "train_stage2")
+SIDE_BY_SIDE = ("SODA_c", "F1", "Precision", "Recall", "CIDEr", "METEOR", "TitleBERTScore_F")
+"""Metrics the summary shows for the model and each baseline in one table."""
+
+
+def _ran(how: str) -> bool:
+    return str(how).startswith("ran")
+
+
+def _training_lines(root: Path, stages: dict[str, str]) -> list[str]:
+    """What training did in *this* run: the plan when a training stage ran, else that none did
+    (plan.json on disk is the last run's plan, not this one's)."""
+    seen = [s for s in TRAIN_STAGES if s in stages]
+    if not seen:
+        return ["training: not reached in this run"] if stages else []
+    if not any(_ran(stages[s]) for s in seen):
+        why = ", ".join(f"{s} {stages[s]}" for s in seen)
+        model_run = root / "outputs" / "ckpt" / "stage2" / "mlflow_run.json"
+        src = read_json(model_run).get("run_id") if model_run.exists() else None
+        return [
+            f"training: nothing trained in this run ({why}); the model is the one trained "
+            + (f"by run {src}" if src else "before")
+        ]
+    plan_path = root / "outputs" / "warm_start" / "plan.json"
+    if not plan_path.exists():
+        return ["training: ran (no warm-start plan)"]
+    plan = read_json(plan_path)
+    steps = ", ".join(f"{k} {v} steps" for k, v in plan.get("steps", {}).items())
+    return [f"training: {plan.get('mode')} ({steps}) - {plan.get('reason')}"]
+
+
+def _metric_lines(root: Path, stages: dict[str, str]) -> list[str]:
+    """The model's metrics beside the baselines' (same videos, same evaluator)."""
+    path = root / "outputs" / "eval" / "metrics.json"
+    if not path.exists():
+        return []
+    m = read_json(path)
+    when = (
+        "" if _ran(stages.get("evaluate", "ran")) else " (evaluate did not run: an earlier run's)"
+    )
+    model = {k: v for k, v in m.items() if not k.startswith("baseline_")}
+    names = sorted({k.split(".", 1)[0][len("baseline_") :] for k in m if k.startswith("baseline_")})
+    n = int(m.get("videos", 0))
+    lines = [f"metrics (test split, {n} videos){when}:"]
+    if names:
+        shown = [k for k in SIDE_BY_SIDE if k in model]
+        header = f"  {'':<18}{'model':>9}" + "".join(f"{b:>10}" for b in names)
+        lines.append(header)
+        for k in shown:
+            row = f"  {k:<18}{model[k]:>9.4f}"
+            for b in names:
+                v = m.get(f"baseline_{b}.{k}")
+                row += f"{v:>10.4f}" if isinstance(v, int | float) else f"{'-':>10}"
+            lines.append(row)
+        rest = {k: v for k, v in model.items() if k not in shown}
+    else:
+        lines.append("  (no baselines scored)")
+        rest = model
+    if rest:
+        lines.append("  " + ", ".join(f"{k}={v:.4f}" for k, v in sorted(rest.items())))
+    return lines

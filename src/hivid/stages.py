@@ -541,7 +541,9 @@ def run_evaluate(
     out: Path,
     metrics_path: Path | None = None,
     progress: Progress = None,
+    annotations: Path | None = None,
 ) -> dict[str, Any]:
+    """``annotations``: the annotate stage's records, from which the baselines are built."""
     from hivid.evaluation.stage import EvaluateConfig, evaluate_model
 
     cfg: EvaluateConfig = load_section(params, "evaluate")
@@ -559,7 +561,7 @@ def run_evaluate(
             ds_md5,
             "evaluation",
         )
-        report = evaluate_model(model_dir, dataset_dir, data, out, cfg, progress)
+        report = evaluate_model(model_dir, dataset_dir, data, out, cfg, progress, annotations)
         _eval_gate(params, out)
         mlflow.log_metrics({k: float(v) for k, v in report["metrics"].items()})
         mlflow.set_tags(report.get("tags", {}))  # evaluator identity (code, METEOR jar, tokenizer)
@@ -597,15 +599,40 @@ def run_register(
         if k.startswith(("git.", "dvc.", "gx.", "model.", "upstream."))
         or k in ("parent.run", "init.run")
     }
-    eval_run = root / "outputs" / "eval" / "mlflow_run.json"
-    if eval_run.exists():
-        lineage["eval.run"] = read_json(eval_run)["run_id"]
+    eval_id, eval_note = _own_eval_run(client, root, info["run_id"])
+    if eval_id:
+        lineage["eval.run"] = eval_id
     pipeline = os.environ.get("HIVID_PARENT_RUN_ID")
     if pipeline:
         lineage["pipeline.run"] = pipeline
     lineage.update(extra_tags or {})
     version = register_version(info["model_uri"], info["run_id"], cfg, lineage)
-    return {"name": cfg.model_name, "version": version, "alias": cfg.alias, **info}
+    if eval_id:
+        # an evaluate-only change (same weights, new evaluation) re-uses the version: its
+        # metrics are attached to it, never left orphaned
+        client.set_model_version_tag(cfg.model_name, version, "eval.run", eval_id)
+    out = {"name": cfg.model_name, "version": version, "alias": cfg.alias, **info}
+    if eval_note:
+        out["warning"] = eval_note
+    return out
+
+
+def _own_eval_run(client: Any, root: Path, model_run: str) -> tuple[str | None, str]:
+    """The evaluate run (outputs/eval) when it scored ``model_run``'s model, else (None, why)."""
+    path = root / "outputs" / "eval" / "mlflow_run.json"
+    if not path.exists():
+        return None, f"{path}: no evaluation; the version has no metrics until one runs"
+    eval_id = read_json(path)["run_id"]
+    try:
+        scored = client.get_run(eval_id).data.tags.get("model.run")
+    except mlflow.exceptions.MlflowException:
+        return None, f"evaluate run {eval_id} ({path}) is not in this tracking store"
+    if scored != model_run:
+        return None, (
+            f"evaluate run {eval_id} scored the model of run {scored}, not {model_run}: "
+            "not attached (run `hivid evaluate model` on this model)"
+        )
+    return eval_id, ""
 
 
 def run_promote(root: Path, params: Path, version: str | None = None) -> dict[str, Any]:

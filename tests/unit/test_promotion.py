@@ -27,16 +27,27 @@ def store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return tmp_path
 
 
-def add_version(value: float | None, gate: str = "abc:success") -> str:
+def add_version(
+    value: float | None,
+    gate: str = "abc:success",
+    baseline: float | None = 0.01,
+    scored: str | None = None,
+) -> str:
+    """A version whose evaluate run logged SODA_c=value and baseline_trivial.SODA_c=baseline;
+    ``scored``: the run id its evaluate run says it scored (default: the version's own run)."""
     client = MlflowClient()
-    with mlflow.start_run() as run:
+    with mlflow.start_run() as train:
+        pass
+    with mlflow.start_run(tags={"model.run": scored or train.info.run_id}) as ev:
         if value is not None:
             mlflow.log_metric("SODA_c", value)
+        if baseline is not None:
+            mlflow.log_metric("baseline_trivial.SODA_c", baseline)
     mv = client.create_model_version(
         NAME,
         "file:///nowhere",
-        run.info.run_id,
-        tags={"gx.result": gate, "eval.run": run.info.run_id},
+        train.info.run_id,
+        tags={"gx.result": gate, "eval.run": ev.info.run_id},
     )
     return str(mv.version)
 
@@ -79,6 +90,42 @@ def test_failed_gate_or_missing_metric_never_promotes(store: Path) -> None:
     d = decide(MlflowClient(), NAME, nometric, PromotionConfig(fallback_metric=None))
     assert not d.promoted and "no SODA_c" in d.text()
     assert champion() is None
+    client = MlflowClient()
+    client.delete_model_version_tag(NAME, nometric, "eval.run")
+    d = decide(client, NAME, nometric, PromotionConfig())
+    assert not d.promoted and "eval.run tag missing" in d.text()
+
+
+def test_no_champion_yet_still_must_beat_the_trivial_baseline(store: Path) -> None:
+    weak = add_version(0.05, baseline=0.10)
+    d = promote(store, NAME, weak, PromotionConfig())
+    assert not d.promoted and champion() is None
+    assert "does not beat the trivial baseline (0.1000)" in d.text(), d.text()
+    assert d.baseline == "trivial" and d.baseline_value == pytest.approx(0.10)
+    # equal is not better, and the configured margin applies
+    equal = add_version(0.1, baseline=0.1)
+    assert not decide(MlflowClient(), NAME, equal, PromotionConfig()).promoted
+    close = add_version(0.12, baseline=0.10)
+    d = decide(MlflowClient(), NAME, close, PromotionConfig(baseline_margin=0.05))
+    assert not d.promoted and "margin 0.05" in d.text()
+    assert decide(MlflowClient(), NAME, close, PromotionConfig(baseline_margin=0.01)).promoted
+    # no baseline logged: the floor cannot be checked, so no promotion, unless it is switched off
+    unknown = add_version(0.5, baseline=None)
+    d = decide(MlflowClient(), NAME, unknown, PromotionConfig())
+    assert not d.promoted and "logged no baseline_trivial.SODA_c" in d.text()
+    assert decide(MlflowClient(), NAME, unknown, PromotionConfig(baseline=None)).promoted
+    strong = add_version(0.3, baseline=0.10)
+    d = promote(store, NAME, strong, PromotionConfig())
+    assert d.promoted and champion() == strong
+    assert "beats the trivial baseline (0.1000)" in d.text()
+
+
+def test_a_version_is_judged_by_its_own_evaluation(store: Path) -> None:
+    other = add_version(0.9)
+    other_run = MlflowClient().get_model_version(NAME, other).run_id
+    v = add_version(0.9, scored=other_run)  # its eval.run scored another model
+    d = decide(MlflowClient(), NAME, v, PromotionConfig())
+    assert not d.promoted and f"scored the model of run {other_run}" in d.text()
 
 
 # The race: each process finishes its start-up (imports, MLflow client, database connection)

@@ -23,13 +23,27 @@ def evaluate() -> None:
 )
 @click.option("--dataset", type=PATH, default=Path("outputs/dataset"), show_default=True)
 @click.option("--data", type=PATH, default=Path("data"), show_default=True)
+@click.option(
+    "--annotations",
+    type=PATH,
+    default=Path("outputs/annotations"),
+    show_default=True,
+    help="Annotation records the baselines (evaluate.baselines) are built from.",
+)
 @click.option("--out", type=PATH, default=Path("outputs/eval"), show_default=True)
 @click.option("--metrics", type=PATH, default=Path("outputs/eval_metrics.json"), show_default=True)
 @params_option
 def evaluate_model_cmd(
-    model_dir: Path, dataset: Path, data: Path, out: Path, metrics: Path, params: Path
+    model_dir: Path,
+    dataset: Path,
+    data: Path,
+    annotations: Path,
+    out: Path,
+    metrics: Path,
+    params: Path,
 ) -> None:
-    """Narrate the test split with a trained model and score it against the ground truth."""
+    """Narrate the test split with a trained model and score it, and the baselines, against the
+    ground truth."""
     from hivid.preconditions import check_evaluate, evaluate_split
 
     # fast, before MLflow and the model are imported: nothing is created when an input is missing
@@ -39,7 +53,9 @@ def evaluate_model_cmd(
         from hivid.stages import run_evaluate
 
         with progress("evaluate") as bar:
-            return run_evaluate(project_root(), params, model_dir, dataset, data, out, metrics, bar)
+            return run_evaluate(
+                project_root(), params, model_dir, dataset, data, out, metrics, bar, annotations
+            )
 
     r = guard("evaluate", go)
     click.echo("evaluate: " + ", ".join(f"{k}={v:.4f}" for k, v in sorted(r["metrics"].items())))

@@ -4,9 +4,17 @@ Writes (ActivityNet Captions formats, so any reference evaluator can re-score th
 
     gt.json           {vid: {"duration", "timestamps", "sentences"}}
     predictions.json  {"version", "results": {vid: [{"timestamp", "sentence"}]}, "external_data"}
-    generations.jsonl raw generated text per video
+    generations.jsonl raw generated text per video, with its output checks
     per_video.csv     one row per video and metric
-    metrics.json      the averaged metrics (a DVC metrics file)
+    metrics.json      the averaged metrics (a DVC metrics file), the baselines' as
+                      ``baseline_<name>.<metric>`` (hivid.evaluation.baselines)
+    baselines.json    model vs each baseline, metric by metric, and what each baseline is
+    baseline_<name>.json  each baseline's predictions (ActivityNet format)
+
+Predicted chapters and TCoT steps are checked against the video's duration and ordering before
+they are scored (``hivid.evaluation.checks``: clipped or rejected, counted in
+``pred_chapters_clipped`` / ``pred_chapters_rejected`` / ``pred_tcot_*``); the baselines, built
+from the annotation records, go through the same checks and the same scorer.
 """
 
 from __future__ import annotations
@@ -21,6 +29,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from hivid.configbase import require
+from hivid.evaluation.baselines import BASELINES, baseline_chapters, metric_key
+from hivid.evaluation.baselines import DEFINITIONS as BASELINE_DEFINITIONS
+from hivid.evaluation.checks import check_spans
 from hivid.evaluation.dense import (
     DEFINITIONS,
     TIOUS,
@@ -60,6 +71,10 @@ class EvaluateConfig:
     require_java: bool = False
     """Fail when no Java runtime exists; otherwise only the localization metrics are computed
     (SODA_c and the caption metrics need METEOR / the PTB tokenizer) and that is tagged."""
+    baselines: list[str] = field(default_factory=lambda: list(BASELINES))
+    """Baselines scored on the same videos with the same evaluator (trivial: one chapter per
+    detected shot titled with the OCR'd product name; teacher: the annotation's chapters);
+    [] = none (the promotion gate's baseline floor then has nothing to compare with)."""
 
     def __post_init__(self) -> None:
         require(self.split in ("train", "val", "test"), "evaluate.split must be train|val|test")
@@ -71,6 +86,8 @@ class EvaluateConfig:
         )
         require(self.segmenter in ("jieba", "char"), "evaluate.segmenter must be jieba|char")
         require(self.max_proposals >= 1, "evaluate.max_proposals must be >= 1")
+        unknown = sorted(set(self.baselines) - set(BASELINES))
+        require(not unknown, f"evaluate.baselines: unknown {unknown} (known: {list(BASELINES)})")
 
 
 def to_activitynet_gt(vid: str, duration: float, chapters: list[dict[str, Any]]) -> dict[str, Any]:
@@ -93,13 +110,19 @@ def evaluate_model(
     out_dir: Path,
     cfg: EvaluateConfig,
     progress: Callable[[str, int, int], None] | None = None,
+    annotations_dir: Path | None = None,
 ) -> dict[str, Any]:
-    """Generate chapters for every video of ``cfg.split`` and score them; returns the metrics."""
+    """Generate chapters for every video of ``cfg.split`` and score them; returns the metrics.
+
+    ``annotations_dir`` (the annotate stage's records) feeds the baselines; without it they are
+    not scored (and a warning says so)."""
     # METEOR's JVM takes seconds to load its paraphrase table: start it first, so that it loads
     # while the narrator is imported and generates (None without Java: see score_predictions).
     meteor = _start_meteor(cfg)
     try:
-        return _evaluate_model(model_dir, dataset_dir, data_root, out_dir, cfg, progress, meteor)
+        return _evaluate_model(
+            model_dir, dataset_dir, data_root, out_dir, cfg, progress, meteor, annotations_dir
+        )
     finally:
         if meteor is not None:
             meteor.close()
@@ -116,6 +139,24 @@ def _start_meteor(cfg: EvaluateConfig) -> Meteor | None:
     return Meteor(cfg.meteor_memory)
 
 
+def _chapter_results(chapters: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [{"timestamp": [c["start"], c["end"]], "sentence": _sentence(c)} for c in chapters]
+
+
+def _prediction(results: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
+    return {"version": "VERSION 1.0", "results": results, "external_data": {"used": False}}
+
+
+def _annotation(annotations_dir: Path | None, vid: str) -> dict[str, Any] | None:
+    if annotations_dir is None:
+        return None
+    path = annotations_dir / f"{vid}.json"
+    try:
+        return read_json(path) if path.is_file() else None
+    except (ValueError, OSError):
+        return None
+
+
 def _evaluate_model(
     model_dir: Path,
     dataset_dir: Path,
@@ -124,8 +165,10 @@ def _evaluate_model(
     cfg: EvaluateConfig,
     progress: Callable[[str, int, int], None] | None,
     meteor: Meteor | None,
+    annotations_dir: Path | None = None,
 ) -> dict[str, Any]:
     from hivid.models.narrator import load_narrator
+    from hivid.narrate import parse_tcot
     from hivid.training.generate import generate_chapters
 
     rows = read_jsonl(dataset_dir / f"{cfg.split}.jsonl")
@@ -139,6 +182,14 @@ def _evaluate_model(
     sources: dict[str, str] = {}
     gt_chapters: dict[str, list[dict[str, Any]]] = {}
     pred_chapters: dict[str, list[dict[str, Any]]] = {}
+    base_chapters: dict[str, dict[str, list[dict[str, Any]]]] = {b: {} for b in cfg.baselines}
+    check_totals: dict[str, int] = {}
+    base_warnings: list[str] = []
+    have_records = annotations_dir is not None and annotations_dir.is_dir()
+    if cfg.baselines and not have_records:
+        base_warnings.append(
+            f"baselines not scored: no annotation records ({annotations_dir or 'not given'})"
+        )
     for i, row in enumerate(rows):
         vid = row["video_id"]
         if progress:
@@ -154,22 +205,44 @@ def _evaluate_model(
             sources[vid] = "pseudo_labels"
         else:
             continue
+        duration = float(row.get("duration") or gt[vid]["duration"])
         stats: dict[str, Any] = {}
         text, chapters = generate_chapters(
             model, tokenizer, row, dataset_dir, max_new_tokens=cfg.max_new_tokens, stats=stats
         )
-        results[vid] = [
-            {"timestamp": [c["start"], c["end"]], "sentence": _sentence(c)} for c in chapters
-        ]
-        pred_chapters[vid] = chapters
+        # never score (or draw) a chapter past the end of the video: clip, reject, count
+        ch = check_spans(chapters, duration, "chapter")
+        tc = check_spans(parse_tcot(text), duration, "tcot step", allow_overlap=True)
+        for kind, check in (("chapters", ch), ("tcot", tc)):
+            for k in ("clipped", "rejected", "reordered"):
+                key = f"pred_{kind}_{k}"
+                check_totals[key] = check_totals.get(key, 0) + check.counts()[k]
+        results[vid] = _chapter_results(ch.kept)
+        pred_chapters[vid] = ch.kept
         generations.append(
-            {"video_id": vid, "text": text, "parsed_chapters": len(chapters), **stats}
+            {
+                "video_id": vid,
+                "text": text,
+                "duration": duration,
+                "parsed_chapters": len(chapters),
+                "chapters": len(ch.kept),
+                "checks": {"chapters": ch.counts(), "tcot": tc.counts()},
+                "check_notes": ch.notes + tc.notes,
+                **stats,
+            }
         )
+        record = _annotation(annotations_dir, vid) if cfg.baselines and have_records else None
+        if cfg.baselines and have_records and record is None:
+            base_warnings.append(f"{vid}: no annotation record; baselines predict nothing for it")
+        for b in cfg.baselines:
+            meta = row.get("metadata") or {}
+            made = baseline_chapters(b, record, duration, meta) if record else []
+            base_chapters[b][vid] = check_spans(made, duration, "chapter").kept
     if not gt:
         raise ValueError(f"evaluate: no video of the {cfg.split} split has ground truth")
     if progress:
-        progress("done", len(rows), len(rows))
-    prediction = {"version": "VERSION 1.0", "results": results, "external_data": {"used": False}}
+        progress("scoring", len(rows), len(rows))
+    prediction = _prediction(results)
     scores, tags = score_predictions(gt, prediction, cfg, meteor)
     scores.update(narration_metrics(gt_chapters, pred_chapters, results, cfg, tags))
     n_pred = [len(results.get(v, [])) for v in gt]
@@ -182,12 +255,29 @@ def _evaluate_model(
             # the prompt the LLM reads: stage 2's compressed input is what makes it cheaper
             "llm_input_tokens_mean": sum(g["llm_input_tokens"] for g in generations)
             / len(generations),
+            **{k: float(v) for k, v in sorted(check_totals.items())},
         }
     )
+    baselines: dict[str, Any] = {
+        "model": {k: metrics[k] for k in METRIC_KEYS if k in metrics},
+        "definitions": {b: BASELINE_DEFINITIONS[b] for b in cfg.baselines},
+        "warnings": base_warnings,
+    }
     out_dir.mkdir(parents=True, exist_ok=True)
+    if cfg.baselines and have_records:
+        for b in cfg.baselines:
+            results_b = {v: _chapter_results(c) for v, c in base_chapters[b].items()}
+            write_json(out_dir / f"baseline_{b}.json", _prediction(results_b))
+            s_b, _ = score_predictions(gt, _prediction(results_b), cfg, meteor)
+            s_b.update(narration_metrics(gt_chapters, base_chapters[b], results_b, cfg, {}))
+            m_b = {k: float(s_b[k]) for k in METRIC_KEYS if k in s_b}
+            m_b["chapters_per_video"] = sum(len(c) for c in base_chapters[b].values()) / len(gt)
+            baselines[b] = m_b
+            metrics.update({metric_key(b, k): v for k, v in m_b.items()})
     write_json(out_dir / "gt.json", gt)
     write_json(out_dir / "predictions.json", prediction)
     write_jsonl(out_dir / "generations.jsonl", generations)
+    write_json(out_dir / "baselines.json", baselines)
     buf = io.StringIO()
     writer = csv.writer(buf)
     keys = sorted({k for row in scores["per_video"].values() for k in row})
@@ -197,16 +287,18 @@ def _evaluate_model(
     write_bytes_atomic(out_dir / "per_video.csv", buf.getvalue().encode())
     write_json(out_dir / "metrics.json", metrics)
     write_json(out_dir / "per_threshold.json", scores["per_threshold"])
+    warns = scores.get("warnings", []) + base_warnings
     write_json(
         out_dir / "evaluator.json",
-        {"tags": tags, "warnings": scores.get("warnings", []), "definitions": DEFINITIONS},
+        {"tags": tags, "warnings": warns, "definitions": DEFINITIONS},
     )
     return {
         "metrics": metrics,
         "per_video": scores["per_video"],
         "reference_sources": sources,
         "tags": tags,
-        "warnings": scores.get("warnings", []),
+        "warnings": warns,
+        "baselines": baselines,
     }
 
 

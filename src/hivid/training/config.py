@@ -49,6 +49,9 @@ class TrainConfig:
     """DataLoader worker processes."""
     log_every_n_steps: int = 1
     """Logging interval in steps."""
+    progress_every_s: float = 20.0
+    """Seconds between plain progress lines (step, loss, ETA) in the log (hivid.training.progress);
+    Lightning's redrawn progress bar is shown only on a terminal."""
 
     def __post_init__(self) -> None:
         require(self.max_steps > 0, f"max_steps must be > 0, got {self.max_steps}")
@@ -62,6 +65,7 @@ class TrainConfig:
         require(self.limit_val_batches >= 0, "limit_val_batches must be >= 0")
         require(self.num_workers >= 0, "num_workers must be >= 0")
         require(self.log_every_n_steps > 0, "log_every_n_steps must be > 0")
+        require(self.progress_every_s > 0, "progress_every_s must be > 0")
 
 
 @dataclass

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
@@ -37,6 +38,7 @@ from hivid.models.narrator import (
 from hivid.training.config import TrainConfig, TrainResult
 from hivid.training.datamodule import NarratorDataModule, corpus_texts, read_split
 from hivid.training.module import NarratorLightningModule, StageError, trainable_parameter_names
+from hivid.training.progress import ProgressLog
 from hivid.training.warmstart import keep_weights, warm_model
 
 
@@ -157,11 +159,16 @@ def train_stage(
         strategy=train_cfg.strategy,
         num_nodes=train_cfg.num_nodes,
         precision=resolve_precision(train_cfg),
-        callbacks=[*callbacks, checkpoint],
+        callbacks=[
+            *callbacks,
+            checkpoint,
+            ProgressLog(f"train stage {stage}", train_cfg.progress_every_s),
+        ],
         logger=logger if logger is not None else CSVLogger(out_dir / "logs", name=f"stage{stage}"),
         limit_val_batches=train_cfg.limit_val_batches,
         log_every_n_steps=train_cfg.log_every_n_steps,
-        enable_progress_bar=True,
+        # the redrawn bar only on a terminal; logs (dvc repro -> Prefect) get ProgressLog's lines
+        enable_progress_bar=sys.stderr.isatty(),
         # Some CUDA kernels (adaptive pooling backward) have no deterministic variant: warn only.
         deterministic="warn",
         default_root_dir=out_dir,
