@@ -1,19 +1,25 @@
-"""The nightly flow's hand-off of training to the GPU deployment (`train_on_pool`).
+"""The nightly flow's hand-off of training to the GPU deployment (`train_on_pool`, `hivid.handoff`).
 
-Prefect's `run_deployment` is replaced here: what is under test is which deployment and
-parameters the hand-off asks for and how it treats the training run's final state.
+Prefect's `run_deployment` and the DVC transfers are replaced here: what is under test is which
+deployment and parameters the hand-off asks for, what travels, and how it treats the training
+run's final state. The real hand-off runs on the stack (tests/stack).
 """
 
 from __future__ import annotations
 
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
+import hivid.handoff
 from flows.nightly import train_on_pool
 from flows.train import TRAIN_STAGES
+from hivid.handoff import HandoffError, require_gpus, required_gpus, upstream_stages
 from hivid.pipeline import PipelineError
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 class _State:
@@ -32,7 +38,25 @@ def _fake_run_deployment(calls: list[dict[str, Any]], state: str | None) -> Any:
     return run_deployment
 
 
-def test_hand_off_passes_repo_and_parent_run(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.fixture
+def transfers(monkeypatch: pytest.MonkeyPatch) -> list[tuple]:
+    calls: list[tuple] = []
+
+    def send_inputs(root: Path, stages: tuple) -> str:
+        calls.append(("send_inputs", str(root), stages))
+        return "LOCK"
+
+    def receive_results(root: Path, stages: tuple, parent: str) -> None:
+        calls.append(("receive_results", str(root), stages, parent))
+
+    monkeypatch.setattr(hivid.handoff, "send_inputs", send_inputs)
+    monkeypatch.setattr(hivid.handoff, "receive_results", receive_results)
+    return calls
+
+
+def test_hand_off_passes_the_lock_and_parent_run(
+    monkeypatch: pytest.MonkeyPatch, transfers: list[tuple]
+) -> None:
     import prefect.deployments
 
     calls: list[dict[str, Any]] = []
@@ -40,22 +64,50 @@ def test_hand_off_passes_repo_and_parent_run(monkeypatch: pytest.MonkeyPatch) ->
         prefect.deployments, "run_deployment", _fake_run_deployment(calls, "Completed")
     )
     out = train_on_pool("hivid-train/train-gpu", "/srv/hivid", "run123")
+    # the GPU deployment runs in its own checkout: no path of this host is passed
     assert calls == [
         {
             "name": "hivid-train/train-gpu",
-            "parameters": {"repo": "/srv/hivid", "parent_run_id": "run123"},
+            "parameters": {"parent_run_id": "run123", "dvc_lock": "LOCK"},
             "as_subflow": True,
         }
+    ]
+    assert transfers == [
+        ("send_inputs", "/srv/hivid", TRAIN_STAGES),
+        ("receive_results", "/srv/hivid", TRAIN_STAGES, "run123"),
     ]
     assert set(out) == set(TRAIN_STAGES)
 
 
 @pytest.mark.parametrize("state", ["Failed", "Crashed", "Cancelled", None])
 def test_unfinished_training_run_stops_the_pipeline(
-    monkeypatch: pytest.MonkeyPatch, state: str | None
+    monkeypatch: pytest.MonkeyPatch, state: str | None, transfers: list[tuple]
 ) -> None:
     import prefect.deployments
 
     monkeypatch.setattr(prefect.deployments, "run_deployment", _fake_run_deployment([], state))
     with pytest.raises(PipelineError, match="hivid-train/train-gpu ended"):
         train_on_pool("hivid-train/train-gpu", "/srv/hivid", "run123")
+    assert [c[0] for c in transfers] == ["send_inputs"]  # no results taken from a failed run
+
+
+def test_training_reads_what_build_dataset_and_warm_start_write() -> None:
+    assert upstream_stages(REPO, TRAIN_STAGES) == ["build_dataset", "warm_start"]
+    assert upstream_stages(REPO, ("evaluate",)) == ["build_dataset", "train_stage2"]
+
+
+def test_a_gpu_deployment_fails_at_once_without_its_gpu(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.delenv("HIVID_REQUIRE_GPU", raising=False)
+    assert required_gpus(default=1) == 1
+    with pytest.raises(HandoffError, match=r"0 usable CUDA GPU\(s\).*asks for 1"):
+        require_gpus(required_gpus(default=1))
+    monkeypatch.setenv("HIVID_REQUIRE_GPU", "0")  # a CPU-only stack
+    require_gpus(required_gpus(default=1))
+    monkeypatch.setenv("HIVID_REQUIRE_GPU", "two")
+    with pytest.raises(HandoffError, match="HIVID_REQUIRE_GPU='two'"):
+        required_gpus(default=1)
