@@ -17,7 +17,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from prefect import flow, get_run_logger, task
-from prefect.runtime import flow_run
+from prefect.runtime import deployment
 
 from hivid.handoff import (
     receive_inputs,
@@ -48,7 +48,7 @@ def push_results(root: str, parent_run_id: str) -> None:
 @flow(name="hivid-train", log_prints=True)
 def train(repo: str = ".", parent_run_id: str = "", dvc_lock: str | None = None) -> dict[str, str]:
     """train_stage1 -> train_stage2 (DVC-reproduced, MLflow runs nested under ``parent_run_id``)."""
-    require_gpus(required_gpus(default=1 if flow_run.deployment_id else 0))
+    require_gpus(required_gpus(default=1 if deployment.id else 0))
     root = str(Path(repo).resolve())
     if dvc_lock is not None:
         pull_inputs(root, dvc_lock)

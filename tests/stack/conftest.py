@@ -128,17 +128,25 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StackInfo]:
     )
     try:
         assert proc.returncode == 0, proc.stdout + proc.stderr
+        (root / "logs" / "up.json").write_text(proc.stdout.splitlines()[0])  # its timings
         info = StackInfo(root, origin)
         # the origin's data lives in the stack's S3 only (its local remote is never written)
         use_stack_remote(origin, info.env())
         run([sys.executable, "-m", "dvc", "push", "data.dvc"], origin, info.env())
         yield info
     finally:
-        subprocess.run([*cmd[:2], "down", *cmd[2:]], env=base_env, capture_output=True, timeout=180)
-        pg_path = root / "pg.path"
-        if pg_path.is_file():  # the cluster may live out of tree (see infra/stack.py)
-            shutil.rmtree(pg_path.read_text().strip(), ignore_errors=True)
-        shutil.rmtree(root, ignore_errors=True)
+        # the servers' and workers' logs outlive the stack (pytest keeps its last base temps)
+        shutil.copytree(
+            root / "logs", tmp_path_factory.getbasetemp() / "stack-logs", dirs_exist_ok=True
+        )
+        if not os.environ.get("HIVID_STACK_KEEP"):  # debugging: leave it running
+            subprocess.run(
+                [*cmd[:2], "down", *cmd[2:]], env=base_env, capture_output=True, timeout=180
+            )
+            pg_path = root / "pg.path"
+            if pg_path.is_file():  # the cluster may live out of tree (see infra/stack.py)
+                shutil.rmtree(pg_path.read_text().strip(), ignore_errors=True)
+            shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.fixture
