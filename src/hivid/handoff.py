@@ -4,8 +4,9 @@ The nightly flow runs ingest ... warm_start in its own checkout; the GPU deploym
 own* checkout of the same commit (a pull step clones it), so nothing is shared but the DVC remote
 and the MLflow server:
 
-1. ``send_inputs``: the CPU side pushes the outputs the training stages read (the stages upstream
-   of them) and hands over its ``dvc.lock`` text (a flow-run parameter: hashes only, no secrets);
+1. ``send_inputs``: the CPU side pushes the outputs of the stages before training (what the
+   training stages and their lineage tags read) and hands over its ``dvc.lock`` text (a flow-run
+   parameter: hashes only, no secrets);
 2. ``receive_inputs``: the GPU side writes that ``dvc.lock`` and pulls those outputs;
 3. ``send_results``: after training it pushes the training outputs and logs its ``dvc.lock`` (now
    with the training stages' entries) as the artifact ``handoff/dvc.lock`` of the pipeline run;
@@ -43,14 +44,12 @@ def _dvc(root: Path, *args: str) -> None:
 
 
 def upstream_stages(root: Path, stages: Sequence[str]) -> list[str]:
-    """The dvc.yaml stages (not in ``stages``) whose outputs ``stages`` depend on, in file order."""
-    spec = yaml.safe_load((root / "dvc.yaml").read_text())["stages"]
-
-    def outs(name: str) -> set[str]:
-        return {next(iter(o)) if isinstance(o, dict) else o for o in spec[name].get("outs", [])}
-
-    deps = {d for s in stages for d in spec[s].get("deps", [])}
-    return [n for n in spec if n not in stages and outs(n) & deps]
+    """The dvc.yaml stages before the first of ``stages``, in file order: not only those whose
+    outputs are declared deps, since the training runs also read what earlier stages recorded
+    (e.g. ``outputs/quality/gate.json`` for their ``gx.result`` lineage tag)."""
+    names = list(yaml.safe_load((root / "dvc.yaml").read_text())["stages"])
+    first = min(names.index(s) for s in stages)
+    return names[:first]
 
 
 def send_inputs(root: Path, stages: Sequence[str]) -> str:

@@ -22,6 +22,8 @@ def test_prefect_deploy_accepts_the_deployment_file(tmp_path: Path) -> None:
         **os.environ,
         "PREFECT_HOME": str(tmp_path / "prefect"),  # a private ephemeral API for this test
         "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        # each command starts its own ephemeral API: allow a loaded 2-core machine more than 20 s
+        "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120",
     }
     env.pop("PREFECT_API_URL", None)
 

@@ -91,9 +91,15 @@ def test_unfinished_training_run_stops_the_pipeline(
     assert [c[0] for c in transfers] == ["send_inputs"]  # no results taken from a failed run
 
 
-def test_training_reads_what_build_dataset_and_warm_start_write() -> None:
-    assert upstream_stages(REPO, TRAIN_STAGES) == ["build_dataset", "warm_start"]
-    assert upstream_stages(REPO, ("evaluate",)) == ["build_dataset", "train_stage2"]
+def test_the_hand_off_sends_every_earlier_stage() -> None:
+    # validate too: the training runs' gx.result tag comes from outputs/quality/gate.json
+    assert upstream_stages(REPO, TRAIN_STAGES) == [
+        "ingest",
+        "annotate",
+        "validate",
+        "build_dataset",
+        "warm_start",
+    ]
 
 
 def test_a_gpu_deployment_fails_at_once_without_its_gpu(
