@@ -11,7 +11,8 @@ export DO_NOT_TRACK ?= 1
 export HF_HUB_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: install demo test test-fast lint format typecheck check lock clean bench-speech mutation
+.PHONY: install demo test test-fast lint format typecheck check lock clean bench-speech mutation \
+	stack-up stack-down stack-status
 
 install: $(STAMP)
 
@@ -34,12 +35,12 @@ test-fast: install
 	$(PY) -m pytest -q -m "not slow"
 
 lint: install
-	$(VENV)/bin/ruff check src flows tests benchmarks
-	$(VENV)/bin/ruff format --check src flows tests benchmarks
+	$(VENV)/bin/ruff check src flows tests benchmarks infra
+	$(VENV)/bin/ruff format --check src flows tests benchmarks infra
 
 format: install
-	$(VENV)/bin/ruff check --fix src flows tests benchmarks
-	$(VENV)/bin/ruff format src flows tests benchmarks
+	$(VENV)/bin/ruff check --fix src flows tests benchmarks infra
+	$(VENV)/bin/ruff format src flows tests benchmarks infra
 
 typecheck: install
 	$(VENV)/bin/mypy
@@ -68,3 +69,21 @@ lock:
 ## DVC's run-cache goes too: outputs it restores would name MLflow runs the wiped store lacks.
 clean:
 	rm -rf outputs mlruns/mlflow.db mlruns/artifacts .dvc/cache/runs
+
+## The production-shaped stack on this host, no Docker (infra/stack.py, infra/README.md):
+## PostgreSQL, SeaweedFS S3, MLflow (basic auth), Prefect server + one worker per pool, all on
+## 127.0.0.1; state, secrets and `env` in $(STACK_DIR). `make stack-up REQUIRE_GPU=0` on a
+## CPU-only host (the GPU deployment otherwise refuses to train without a GPU).
+STACK_DIR ?= .stack
+REQUIRE_GPU ?= 1
+stack-up: install
+	$(PY) infra/stack.py up --dir $(STACK_DIR) --require-gpu $(REQUIRE_GPU)
+	@set -a && . $(STACK_DIR)/env && $(PY) -m dvc remote add --local --force --default stack "$$HIVID_DVC_REMOTE" \
+	  && $(PY) -m dvc remote modify --local stack endpointurl "$$AWS_ENDPOINT_URL"
+	@echo "DVC remote 'stack' set in .dvc/config.local; clients: source $(STACK_DIR)/env"
+
+stack-status: install
+	$(PY) infra/stack.py status --dir $(STACK_DIR)
+
+stack-down:
+	@test ! -x $(PY) || $(PY) infra/stack.py down --dir $(STACK_DIR)

@@ -104,21 +104,28 @@ STAGE_RETRIES = {"annotate": 1, "warm_start": 2}
 
 
 def train_on_pool(deployment: str, root: str, parent_run_id: str) -> dict[str, str]:
-    """Run the training stages as the GPU deployment's flow run and wait for it."""
+    """Run the training stages as the GPU deployment's flow run (in its own checkout: inputs and
+    results travel through the DVC remote, `hivid.handoff`) and wait for it."""
     from prefect.client.schemas.objects import FlowRun
     from prefect.deployments import run_deployment
 
+    from hivid.handoff import receive_results, send_inputs
+
+    dvc_lock = send_inputs(Path(root), TRAIN_STAGES)
     # Called from this sync flow, run_deployment returns the FlowRun itself (a coroutine only
     # when awaited from async code), hence the cast.
     fr = cast(
         FlowRun,
         run_deployment(
-            deployment, parameters={"repo": root, "parent_run_id": parent_run_id}, as_subflow=True
+            deployment,
+            parameters={"parent_run_id": parent_run_id, "dvc_lock": dvc_lock},
+            as_subflow=True,
         ),
     )
     if fr.state is None or not fr.state.is_completed():
         name = fr.state.name if fr.state else "unknown"
         raise PipelineError(f"training deployment {deployment} ended {name}")
+    receive_results(Path(root), TRAIN_STAGES, parent_run_id)
     return {s: f"ran on {deployment}" for s in TRAIN_STAGES}
 
 

@@ -1,4 +1,7 @@
-"""`prefect deploy` accepts prefect.yaml: the nightly deployment with its schedule and limits."""
+"""`prefect deploy` accepts prefect.yaml: the nightly deployment with its schedule and limits, and
+pull steps that pin the code (a git clone of the deploying commit), not a host path.
+
+The scheduler, the workers and the hand-off on real servers: tests/stack."""
 
 from __future__ import annotations
 
@@ -19,7 +22,8 @@ def test_prefect_deploy_accepts_the_deployment_file(tmp_path: Path) -> None:
         **os.environ,
         "PREFECT_HOME": str(tmp_path / "prefect"),  # a private ephemeral API for this test
         "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-        "HIVID_REPO_DIR": str(REPO),
+        # each command starts its own ephemeral API: allow a loaded 2-core machine more than 20 s
+        "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120",
     }
     env.pop("PREFECT_API_URL", None)
 
@@ -45,3 +49,15 @@ def test_prefect_deploy_accepts_the_deployment_file(tmp_path: Path) -> None:
     gpu = run("deployment", "inspect", "hivid-train/train-gpu")
     assert "'work_pool_name': 'hivid-gpu'" in gpu
     assert "'train_deployment': 'hivid-train/train-gpu'" in spec
+    head = subprocess.run(
+        ["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True
+    ).stdout.strip()
+    for deployment in (spec, gpu):
+        # the code comes from a clone pinned to the deploying commit; the repository URL stays a
+        # Variable reference, resolved by the worker when the run starts
+        assert "'prefect.deployments.steps.git_clone'" in deployment
+        assert f"'commit_sha': '{head}'" in deployment
+        assert "'repository': '{{ prefect.variables.hivid_repo_url }}'" in deployment
+        assert "set_working_directory" not in deployment
+        # no credential is referenced by (and so frozen into) the deployment
+        assert "prefect.blocks" not in deployment
