@@ -36,6 +36,7 @@ from transformers import (
     SiglipVisionConfig,
     SiglipVisionModel,
 )
+from transformers.generation import LogitsProcessor, LogitsProcessorList
 from transformers.modeling_outputs import CausalLMOutputWithPast
 
 from hivid.configbase import ConfigError, from_mapping, require, to_dict
@@ -501,11 +502,13 @@ class HiVidNarrator(nn.Module):
             num_beams=1,
             eos_token_id=eos_id,
             pad_token_id=pad_id,
-            logits_processor=None if allowed_ids is None else [AllowedTokens(allowed_ids)],
+            logits_processor=(
+                None if allowed_ids is None else LogitsProcessorList([AllowedTokens(allowed_ids)])
+            ),
         )
 
 
-class AllowedTokens:
+class AllowedTokens(LogitsProcessor):
     """Logits processor of constrained decoding: tokens outside ``allowed`` get -inf."""
 
     def __init__(self, allowed: torch.Tensor) -> None:
