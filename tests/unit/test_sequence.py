@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import pytest
@@ -182,3 +183,64 @@ def test_tokenizer_deterministic_and_saved(tok: PreTrainedTokenizerFast, tmp_pat
     assert loaded.encode(sample) == tok.encode(sample)
     assert loaded.decode(loaded.encode(sample, add_special_tokens=False)) == sample
     assert len(tok.encode("<chapters>", add_special_tokens=False)) == 1
+
+
+# --- grounded targets: every time is an input frame timestamp ------------------------------------
+
+FRAMES = [float(i) for i in range(20)]
+META = {
+    "title": "Lumora Silk Shampoo 500 ml",
+    "brand": "Lumora",
+    "attributes": {"volume": "500 ml", "scent": "mint", "color": "red"},
+}
+TEACHER = [
+    {"start": 0.0, "end": 7.35, "title": "Scent: mint", "summary": "Tired of it? Meet Lumora."},
+    {"start": 7.35, "end": 14.2, "title": "Silk Shampoo", "summary": "Let me try it."},
+    {"start": 14.2, "end": 19.6, "title": "$19.00", "summary": ""},
+]
+
+
+def test_grounded_target_copies_frame_timestamps() -> None:
+    from hivid.models.sequence import format_grounded_target, product_name
+
+    assert product_name(META) == "Silk Shampoo"
+    assert product_name(None) == ""
+    text = format_grounded_target(TEACHER, FRAMES, META)
+    times = {timestamp_text(t)[3:-2] for t in FRAMES}  # "8.0" of "<t=8.0s>"
+    parsed = parse_chapters(text)
+    # each chapter starts on the first frame of its shot and ends where the next one starts
+    assert [(c["start"], c["end"]) for c in parsed] == [(0.0, 8.0), (8.0, 15.0), (15.0, 19.0)]
+    assert all(f"{c['start']:.1f}" in times and f"{c['end']:.1f}" in times for c in parsed)
+    # titles name the product, summaries are one sentence
+    assert [c["title"] for c in parsed] == ["Silk Shampoo"] * 3
+    # without metadata the annotation's own title stays
+    assert parse_chapters(format_grounded_target(TEACHER, FRAMES))[2]["title"] == "$19.00"
+    assert parsed[0]["summary"] == "Tired of it?"
+    assert 'shot 2: "Let me try it."' in text and "shot 3: no narration" in text
+    # a chapter shorter than the frame spacing cannot be written with frame times: merged
+    short = [*TEACHER[:1], {**TEACHER[1], "end": 7.6}, {**TEACHER[2], "start": 7.6}]
+    assert len(parse_chapters(format_grounded_target(short, FRAMES, META))) == 2
+
+
+def test_ground_chapters_keeps_times_inside_the_video() -> None:
+    from hivid.models.sequence import ground_chapters
+
+    asr = [{"start": 6.1, "end": 6.9}, {"start": 7.8, "end": 9.0}]
+    gen = [
+        {"start": 0.0, "end": 8.0, "title": "A", "summary": "a"},
+        {"start": 8.2, "end": 15.0, "title": "B", "summary": "b"},  # off-grid: snapped to 8.0
+        {"start": 15.0, "end": 19.0, "title": "C", "summary": "c"},  # ends on the last frame
+    ]
+    out = ground_chapters(gen, FRAMES, 19.6, asr)
+    # boundary at frame 8 lies in (7, 8]: at the narration pause 6.9..7.8 -> 7.35
+    assert [(c["start"], c["end"]) for c in out] == [(0.0, 7.35), (7.35, 14.5), (14.5, 19.6)]
+    # hallucinated times past the video end snap to the last frame; overlaps and empties go
+    wild = [
+        {"start": 3.0, "end": 35.0, "title": "X", "summary": ""},
+        {"start": 2.0, "end": 3.2, "title": "Y", "summary": ""},
+        {"start": 50.0, "end": 60.0, "title": "Z", "summary": ""},
+    ]
+    out = ground_chapters(wild, FRAMES, 19.6)
+    assert all(0.0 <= c["start"] < c["end"] <= 19.6 for c in out)
+    assert all(a["end"] <= b["start"] for a, b in itertools.pairwise(out))
+    assert ground_chapters(wild, [], 5.0) == []

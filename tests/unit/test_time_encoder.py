@@ -45,3 +45,22 @@ def test_config_validation() -> None:
         TimeEncoderConfig(hidden=0)
     with pytest.raises(ConfigError, match="resolved dim"):
         GRUTimeEncoder(TimeEncoderConfig(dim=0))
+
+
+def test_text_anchor_starts_as_the_mean_timestamp_text_embedding() -> None:
+    """With text_anchor the token is GRU(t) + pooled text embeddings; the pooling query starts at
+    zero (a plain mean) and padding, in text and in frames, is ignored."""
+    torch.manual_seed(0)
+    plain = GRUTimeEncoder(TimeEncoderConfig(dim=8, hidden=8))
+    anchored = GRUTimeEncoder(TimeEncoderConfig(dim=8, hidden=8, text_anchor=True))
+    anchored.load_state_dict({**plain.state_dict(), "text_query": torch.zeros(8)})
+    times = torch.tensor([[0.0, 1.0, 2.0]])
+    mask = torch.tensor([[True, True, False]])
+    text = torch.randn(1, 3, 4, 8)
+    text_mask = torch.tensor([[[True, True, True, False]] * 3])
+    out = anchored(times, mask, text, text_mask)
+    expected = plain(times, mask) + text[:, :, :3].mean(dim=2) * mask[..., None]
+    assert torch.allclose(out, expected, atol=1e-6)
+    assert out[0, 2].abs().sum() == 0  # a padded frame stays zero
+    with pytest.raises(ValueError, match="text_anchor"):
+        anchored(times, mask)

@@ -243,3 +243,32 @@ def test_bad_dataset_errors_name_the_file(tmp_path: Path) -> None:
     (tmp_path / "train.jsonl").write_text('{"video_id": "a"}\nnot json\n', encoding="utf-8")
     with pytest.raises(DatasetFormatError, match=r"train\.jsonl:1: missing key"):
         read_split(tmp_path, "train")
+
+
+def test_stage2_time_tokens_anchor_on_timestamp_text(tmp_path: Path) -> None:
+    """With ``time_encoder.text_anchor`` the stage-2 sample carries each read frame's timestamp
+    text ids, the time encoder trains a pooling query over their LLM embeddings, and what the
+    LLM reads changes when the timestamp text does (the LLM input length does not)."""
+    from hivid.models.sequence import timestamp_text
+    from hivid.training.datamodule import collate, prepare_sample
+
+    data = make_dataset(tmp_path / "dataset", n_videos=4)
+    cfg = narrator_config("tiny", {"time_encoder": {"text_anchor": True}})
+    tcfg = TrainConfig(max_steps=1, batch_size=2, max_frames=4, limit_val_batches=0)
+    r1 = train_stage(1, data, tmp_path / "s1", cfg, tcfg)
+    r2 = train_stage(2, data, tmp_path / "s2", cfg, tcfg, init_model_dir=r1.model_dir)
+    assert "time_encoder.text_query" in r2.trainable_parameter_names
+    model, tok = load_narrator(r2.model_dir)
+    assert model.time_encoder is not None and model.time_encoder.cfg.text_anchor
+    rec = read_split(data, "train")[0]
+    sample = prepare_sample(rec, data, tok, model.input_spec())
+    times = sample["frame_times"].tolist()
+    assert sample["time_ids"].shape[0] == len(times) <= 4
+    ids = [i for i in sample["time_ids"][1].tolist() if i >= 0]
+    assert tok.decode(ids) == timestamp_text(times[1])
+    model.eval()
+    batch = collate([sample], int(tok.pad_token_id))
+    shifted = {**batch, "time_ids": batch["time_ids"].roll(1, dims=1)}
+    with torch.no_grad():
+        a, b = model.embed_inputs(batch), model.embed_inputs(shifted)
+    assert a.shape == b.shape and not torch.allclose(a, b)

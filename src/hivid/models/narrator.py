@@ -36,6 +36,7 @@ from transformers import (
     SiglipVisionConfig,
     SiglipVisionModel,
 )
+from transformers.generation import LogitsProcessor, LogitsProcessorList
 from transformers.modeling_outputs import CausalLMOutputWithPast
 
 from hivid.configbase import ConfigError, from_mapping, require, to_dict
@@ -126,6 +127,10 @@ class LLMConfig:
     """Longest sequence the random-init LM supports."""
     vocab_size: int = 1000
     """Size of the byte-level BPE trained for the random-init LM."""
+    tie_embeddings: bool = False
+    """Random-init LM: share the input embedding and the LM head, so a head that moves a token's
+    embedding to the output position makes that very token likely (copying a timestamp or a
+    narrated name is then the easy thing to learn)."""
 
     def __post_init__(self) -> None:
         for name in ("hidden_size", "num_layers", "num_heads", "num_kv_heads", "intermediate_size"):
@@ -270,6 +275,9 @@ class InputSpec:
     """Frames at the end kept at full resolution when memory consolidation is on."""
     keyword_task: bool = False
     """Training samples also carry the keyword-generation auxiliary sequence (``kw_*``)."""
+    time_text: bool = False
+    """Stage 2 samples carry each frame's timestamp-text token ids (``time_ids``, the time
+    encoder's text anchor)."""
 
     def memory_split(self, n_frames: int) -> tuple[int, int]:
         """(frames merged into memory, memory tokens) for a video of ``n_frames`` (stage 1)."""
@@ -355,6 +363,7 @@ class HiVidNarrator(nn.Module):
             memory_tokens=self.cfg.options.memory_tokens,
             memory_recent_frames=self.cfg.options.memory_recent_frames,
             keyword_task=self.cfg.options.keyword_task_weight > 0,
+            time_text=self.time_encoder is not None and self.time_encoder.cfg.text_anchor,
         )
 
     def set_gradient_checkpointing(self, enabled: bool) -> None:
@@ -420,7 +429,10 @@ class HiVidNarrator(nn.Module):
             assert self.time_encoder is not None
             asr_mask = batch["asr_mask"].bool()
             asr = embed(batch["asr_ids"])  # (B, L_a, D)
-            times = self.time_encoder(batch["frame_times"], frame_mask)  # (B, N, D)
+            text = text_mask = None
+            if self.time_encoder.cfg.text_anchor:  # LLM embeddings of "<t=8.0s>" per frame
+                text, text_mask = embed(batch["time_ids"]), batch["time_mask"]  # (B, N, K, D)
+            times = self.time_encoder(batch["frame_times"], frame_mask, text, text_mask)
             tokens, tmask = self.compressor(vis, frame_mask, asr, asr_mask, times.to(vis.dtype))
             feats = tokens[tmask]  # (sum_b S + N_b(1+E), D)
         slots = batch["visual_mask"].bool()
@@ -467,11 +479,13 @@ class HiVidNarrator(nn.Module):
         eos_id: int,
         pad_id: int,
         suffix_ids: torch.Tensor | None = None,
+        allowed_ids: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Greedy continuation of an unpadded (batch of 1) prompt -> (B, new tokens) ids.
 
         ``suffix_ids`` (B, K) are appended to the prompt first (e.g. text generated so far plus a
         forced section marker); the returned ids are those generated after them.
+        ``allowed_ids`` (V_allowed,): constrained decoding, every other token is never chosen.
         """
         embeds = self.embed_inputs(batch)  # (B, T, D)
         mask = batch.get("attention_mask")
@@ -488,7 +502,23 @@ class HiVidNarrator(nn.Module):
             num_beams=1,
             eos_token_id=eos_id,
             pad_token_id=pad_id,
+            logits_processor=(
+                None if allowed_ids is None else LogitsProcessorList([AllowedTokens(allowed_ids)])
+            ),
         )
+
+
+class AllowedTokens(LogitsProcessor):
+    """Logits processor of constrained decoding: tokens outside ``allowed`` get -inf."""
+
+    def __init__(self, allowed: torch.Tensor) -> None:
+        self.allowed = allowed.long()
+
+    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+        mask = torch.full_like(scores, float("-inf"))
+        keep = self.allowed[self.allowed < scores.shape[-1]].to(scores.device)
+        mask[:, keep] = 0.0
+        return scores + mask
 
 
 # --- building, saving, loading --------------------------------------------------------------------
@@ -542,7 +572,7 @@ def fresh_llm(
             bos_token_id=bos,
             eos_token_id=eos,
             pad_token_id=pad,
-            tie_word_embeddings=False,
+            tie_word_embeddings=m.tie_embeddings,
         )
     )
 

@@ -18,6 +18,16 @@ The target is the TCoT followed by the chapters, one item per line, times in sec
     <chapters>
     [0.0s-9.5s] Title | summary text
     </chapters>
+
+Grounded targets (``format_grounded_target``, what training uses): every time in the target is the
+timestamp of an input frame, written exactly as its timestamp token (``<t=8.0s>`` -> ``8.0s``), so
+the model copies a time it reads instead of inventing one. A chapter's span runs from its first
+frame to the first frame of the next chapter (the last chapter: to the last frame), the TCoT has one
+line per chapter (where the new shot starts and what is said first), titles name the product and a
+summary is the chapter's first narration sentence. ``ground_chapters`` turns generated frame
+times back into seconds: a boundary at frame k lies between frames k-1 and k (at the narration
+pause there, as the annotation places it), a chapter ending on the last frame ends with the
+video, and nothing can fall outside [0, duration].
 """
 
 from __future__ import annotations
@@ -258,4 +268,145 @@ def parse_chapters(text: str) -> list[dict[str, Any]]:
         if not title or not (math.isfinite(start) and math.isfinite(end)) or end < start:
             continue
         out.append({"start": start, "end": end, "title": title, "summary": m.group(4).strip()})
+    return out
+
+
+# --- grounded targets: times copied from the input's frame timestamps ---------------------------
+
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
+TCOT_WORDS = 6
+"""Words of a chapter's first sentence quoted in its TCoT line."""
+
+
+def frame_index(t: float, frame_times: Sequence[float]) -> int | None:
+    """Index of the first frame at or after ``t`` (None when ``t`` is after the last frame)."""
+    for k, ft in enumerate(frame_times):
+        if ft >= t - 1e-6:
+            return k
+    return None
+
+
+def nearest_frame(t: float, frame_times: Sequence[float]) -> int:
+    """Index of the frame whose timestamp is closest to ``t`` (ties: the earlier frame)."""
+    return min(range(len(frame_times)), key=lambda k: (abs(frame_times[k] - t), k))
+
+
+def first_sentence(text: Any) -> str:
+    """The first sentence of ``text`` (one line; the whole text when it has no sentence end)."""
+    one = _one_line(text)
+    return _SENTENCE_END.split(one, maxsplit=1)[0] if one else ""
+
+
+def product_name(metadata: Mapping[str, Any] | None) -> str:
+    """The product's name from listing metadata: its title without the leading brand and the
+    trailing attribute values ("Lumora Silk Shampoo 500 ml" -> "Silk Shampoo"); "" without one."""
+    if not metadata:
+        return ""
+    title = _one_line(metadata.get("title", ""))
+    brand = _one_line(metadata.get("brand", ""))
+    if brand and title.lower().startswith(brand.lower() + " "):
+        title = title[len(brand) + 1 :]
+    values = [_one_line(v) for v in (metadata.get("attributes") or {}).values() if v]
+    changed = True
+    while changed and title:
+        changed = False
+        for v in values:
+            if v and title.lower().endswith(" " + v.lower()):
+                title, changed = title[: -len(v) - 1].rstrip(), True
+    return title
+
+
+def grounded_chapters(
+    chapters: Sequence[Mapping[str, Any]], frame_times: Sequence[float]
+) -> list[tuple[int, int, Mapping[str, Any]]]:
+    """(first frame, end frame, chapter) per chapter: the end frame is the next chapter's first
+    frame, the last frame for the last chapter. A chapter that starts after the last frame, or on
+    the same frame as the one before it (shorter than the frame spacing), is left out."""
+    starts: list[tuple[int, Mapping[str, Any]]] = []
+    for c in sorted(chapters, key=lambda c: float(c["start"])):
+        k = 0 if not starts else frame_index(float(c["start"]), frame_times)
+        if k is None or (starts and k <= starts[-1][0]):
+            continue
+        starts.append((k, c))
+    last = len(frame_times) - 1
+    return [
+        (k, starts[i + 1][0] if i + 1 < len(starts) else last, c) for i, (k, c) in enumerate(starts)
+    ]
+
+
+def format_grounded_target(
+    chapters: Sequence[Mapping[str, Any]],
+    frame_times: Sequence[float],
+    metadata: Mapping[str, Any] | None = None,
+) -> str:
+    """The training target with every time copied from ``frame_times`` (module docstring).
+
+    Title: the product name (``product_name(metadata)``; the chapter's own title without one:
+    the annotation's on-screen text line, e.g. "Capacity: 450 ml", is not something the model can
+    read at its frame size); summary: the first sentence of the chapter's summary.
+    """
+    if not frame_times:
+        raise SequenceError("a grounded target needs at least one frame")
+    name = product_name(metadata)
+    spans = grounded_chapters(chapters, frame_times)
+    tcot, lines = [], []
+    for i, (a, b, c) in enumerate(spans):
+        span = f"[{frame_times[a]:.1f}s-{frame_times[b]:.1f}s]"
+        summary = first_sentence(c.get("summary", ""))
+        said = " ".join(summary.split()[:TCOT_WORDS])
+        tcot.append(f"{span} shot {i + 1}: " + (f'"{said}"' if said else "no narration"))
+        title = name or _one_line(c.get("title", "")).replace("|", "/")
+        lines.append(f"{span} {title or 'Chapter'} | {summary}")
+    return "\n".join(["<think>", *tcot, "</think>", "<chapters>", *lines, "</chapters>"])
+
+
+def ground_chapters(
+    chapters: Sequence[Mapping[str, Any]],
+    frame_times: Sequence[float],
+    duration: float,
+    asr: Sequence[Mapping[str, Any]] = (),
+) -> list[dict[str, Any]]:
+    """Generated chapters (times that should be input frame timestamps) -> chapters in seconds.
+
+    Each time snaps to the nearest input frame k. A start at frame 0 is 0; any other boundary at
+    frame k lies in (t[k-1], t[k]]: at the widest narration pause there, else the midpoint (the
+    annotation's own rule, ``hivid.annotate.chapters.refine_boundary``). An end on the last frame
+    of the last chapter is the video's end. Chapters are then ordered, made non-overlapping and
+    kept inside [0, duration]; empty ones are dropped. Titles and summaries are kept as generated.
+    """
+    from hivid.annotate.chapters import refine_boundary
+
+    if not frame_times:
+        return []
+    n = len(frame_times)
+    segs = sorted(
+        ({"start": float(s["start"]), "end": float(s["end"])} for s in asr),
+        key=lambda s: s["start"],
+    )
+
+    def boundary(k: int) -> float:
+        if k <= 0:
+            return 0.0
+        return refine_boundary(float(frame_times[k - 1]), float(frame_times[k]), segs)
+
+    spans = []
+    for i, c in enumerate(chapters):
+        a = nearest_frame(float(c["start"]), frame_times)
+        b = nearest_frame(float(c["end"]), frame_times)
+        end = duration if (b == n - 1 and i == len(chapters) - 1) else boundary(b)
+        spans.append((boundary(a), end, c))
+    out: list[dict[str, Any]] = []
+    for start, end, c in sorted(spans, key=lambda x: x[0]):
+        start = max(0.0, start, out[-1]["end"] if out else 0.0)
+        end = min(float(duration), end)
+        if end - start <= 1e-6:
+            continue
+        out.append(
+            {
+                "start": round(start, 3),
+                "end": round(end, 3),
+                "title": str(c["title"]),
+                "summary": str(c.get("summary", "")),
+            }
+        )
     return out

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from pathlib import Path
 
-from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import AutoTokenizer, PreTrainedTokenizerBase, PreTrainedTokenizerFast
 
 BOS_TOKEN = "<|bos|>"
@@ -23,6 +23,16 @@ VISUAL_TOKEN = "<|vis|>"
 # Markers of the target grammar (sequence.format_target). They are ordinary added tokens, not
 # special ones: ``decode(skip_special_tokens=True)`` must keep them so parse_chapters can read them.
 STRUCTURE_TOKENS: tuple[str, ...] = ("<think>", "</think>", "<chapters>", "</chapters>")
+
+
+# GPT-2's pre-tokenizer pattern with two additions in front: "<t=" and a number of seconds ("8.0s")
+# are single pieces, so the BPE learns one token per timestamp value. A frame's timestamp
+# ``<t=8.0s>`` then costs 3 tokens instead of 8, and a chapter span ``[0.0s-8.0s]`` in the target
+# holds the very token the input has for that frame: the model copies a time, it need not spell it.
+PRE_TOKEN_PATTERN = (
+    r"<t=|\d+(?:\.\d+)?s(?![\p{L}\p{N}])|'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+"
+    r"| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"
+)
 
 
 class TokenizerError(ValueError):
@@ -41,7 +51,12 @@ def train_bpe_tokenizer(texts: Iterable[str], vocab_size: int = 1000) -> PreTrai
     if vocab_size < 300:
         raise TokenizerError(f"vocab_size={vocab_size} is too small for a byte-level BPE (>= 300)")
     tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.pre_tokenizer = pre_tokenizers.Sequence(
+        [
+            pre_tokenizers.Split(Regex(PRE_TOKEN_PATTERN), behavior="isolated"),
+            pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
+        ]
+    )
     tok.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
         vocab_size=vocab_size,

@@ -9,6 +9,8 @@ Dataset layout (written by the build_dataset stage)::
          "chapters": [{"start", "end", "title", "summary"}]}
 
 ``prepare_sample`` is the one input construction used by training, validation and generation.
+Its target is ``format_grounded_target`` over the frames the model actually reads (after
+``select_frames``), so every target time is one of the input's timestamp tokens.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ from hivid.models.sequence import (
     encode_asr,
     encode_compressed,
     encode_interleaved,
-    format_target,
+    format_grounded_target,
     keyword_example,
     timestamp_text,
 )
@@ -75,7 +77,7 @@ def corpus_texts(records: Sequence[Mapping[str, Any]]) -> Iterator[str]:
         yield " ".join(timestamp_text(float(t)) for t in rec["frame_times"])
         for s in rec["asr"]:
             yield f"{timestamp_text(float(s['start']))}{s['text']}"
-        yield format_target(rec["tcot"], rec["chapters"])
+        yield format_grounded_target(rec["chapters"], rec["frame_times"], rec.get("metadata"))
 
 
 def select_frames(n: int, max_frames: int) -> np.ndarray:
@@ -122,7 +124,11 @@ def prepare_sample(
     idx = select_frames(len(times_all), spec.max_frames)
     pixels = load_pixels(frames_path, idx, spec.image_size, len(times_all))
     times = [times_all[i] for i in idx]
-    target = format_target(record["tcot"], record["chapters"]) if with_target else None
+    target = (
+        format_grounded_target(record["chapters"], times, record.get("metadata"))
+        if with_target
+        else None
+    )
 
     def encode(target: str | None, prompt: str = DEFAULT_PROMPT) -> EncodedSequence:
         if spec.scene_tokens is None:
@@ -140,6 +146,10 @@ def prepare_sample(
     enc = encode(target)
     asr_ids = encode_asr(tokenizer, record["asr"]) if spec.scene_tokens is not None else []
     extra: dict[str, Any] = {}
+    if spec.time_text:  # (N, K) timestamp-text ids per frame, right-padded with -1
+        per_frame = [tokenizer.encode(timestamp_text(t), add_special_tokens=False) for t in times]
+        k = max(len(ids) for ids in per_frame)
+        extra["time_ids"] = torch.tensor([ids + [-1] * (k - len(ids)) for ids in per_frame])
     if spec.keyword_task and with_target:
         text = " ".join(str(c.get("summary", "")) for c in record["chapters"])
         example = keyword_example(text, str(record["video_id"]))
@@ -186,6 +196,14 @@ def collate(samples: Sequence[Mapping[str, Any]], pad_id: int) -> dict[str, Any]
             "kw_visual_mask": _pad([s["kw_visual_mask"] for s in samples], False),
             "kw_labels": _pad([s["kw_labels"] for s in samples], IGNORE_INDEX),
         }
+    if all("time_ids" in s for s in samples):
+        n_max = max(s["time_ids"].shape[0] for s in samples)
+        k_max = max(s["time_ids"].shape[1] for s in samples)
+        ids = torch.full((len(samples), n_max, k_max), -1, dtype=torch.long)
+        for i, s in enumerate(samples):
+            ids[i, : s["time_ids"].shape[0], : s["time_ids"].shape[1]] = s["time_ids"]
+        kw["time_mask"] = ids >= 0  # (B, N, K)
+        kw["time_ids"] = ids.clamp_min(0).masked_fill(ids < 0, pad_id)  # (B, N, K)
     lengths = torch.tensor([s["input_ids"].shape[0] for s in samples])
     n_frames = torch.tensor([s["frame_times"].shape[0] for s in samples])
     n_asr = torch.tensor([s["asr_ids"].shape[0] for s in samples])

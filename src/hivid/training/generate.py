@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -10,8 +11,8 @@ import torch
 from transformers import PreTrainedTokenizerBase
 
 from hivid.models.narrator import HiVidNarrator
-from hivid.models.sequence import parse_chapters
-from hivid.training.datamodule import collate, prepare_sample
+from hivid.models.sequence import ground_chapters, parse_chapters
+from hivid.training.datamodule import collate, prepare_sample, select_frames
 
 CHAPTER_SHARE = 0.3
 """Share of the token budget kept for the chapters when the TCoT runs long (thinking budget)."""
@@ -25,14 +26,22 @@ def generate_chapters(
     max_new_tokens: int = 128,
     chapter_share: float = CHAPTER_SHARE,
     stats: dict[str, Any] | None = None,
+    constrained: bool = True,
 ) -> tuple[str, list[dict[str, Any]]]:
-    """Generate one video's narration -> (raw text, parse_chapters(text)).
+    """Generate one video's narration -> (raw text, chapters in seconds).
 
-    ``sample`` is one record of a dataset split (its tcot/chapters are not used). The TCoT gets
+    ``sample`` is one record of a dataset split (its tcot/chapters are not used). The chapters
+    are ``parse_chapters(text)`` grounded on the frames the model read (``ground_chapters``: each
+    generated time is an input frame's timestamp, boundaries fall between frames, nothing lies
+    outside [0, duration]; ``duration`` comes from the record, else the last frame time plus one
+    frame spacing). The TCoT gets
     ``(1 - chapter_share) * max_new_tokens`` tokens; when it has not reached ``<chapters>`` by
     then (a long or looping chain of thought), ``</think>`` and ``<chapters>`` are forced and
     the rest of the budget generates the chapters, so a run-on TCoT cannot starve them.
     ``stats``, when given, receives ``llm_input_tokens`` (the prompt length the LLM reads).
+    ``constrained``: decode only tokens of the grammar and of this video's own input (its frame
+    timestamps and narration, ``allowed_token_ids``): times come from the frames, names from what
+    was said, never from another video remembered from training.
     """
     model.eval()
     prepared = prepare_sample(sample, dataset_dir, tokenizer, model.input_spec(), with_target=False)
@@ -44,8 +53,11 @@ def generate_chapters(
     if stats is not None:
         stats["llm_input_tokens"] = int(batch["input_ids"].shape[1])  # (1, T): T
     eos, pad = int(tokenizer.eos_token_id), int(tokenizer.pad_token_id)
+    allowed = None
+    if constrained:
+        allowed = allowed_token_ids(tokenizer, prepared, sample.get("asr") or ()).to(device)
     think_budget = max(1, round(max_new_tokens * (1.0 - chapter_share)))
-    ids = model.generate(batch, think_budget, eos, pad)[0]  # (new,)
+    ids = model.generate(batch, think_budget, eos, pad, allowed_ids=allowed)[0]  # (new,)
     text = tokenizer.decode(ids, skip_special_tokens=True)
     finished = bool((ids == eos).any())
     rest = max_new_tokens - int(ids.shape[0])
@@ -57,6 +69,56 @@ def generate_chapters(
         else:
             kept = text[: text.rfind("\n") + 1] + "</think>\n<chapters>\n"
         suffix = torch.tensor([tokenizer.encode(kept, add_special_tokens=False)], device=ids.device)
-        more = model.generate(batch, rest, eos, pad, suffix_ids=suffix)[0]  # (1, K) -> (new,)
+        more = model.generate(batch, rest, eos, pad, suffix, allowed)[0]  # (1, K) -> (new,)
         text = kept + tokenizer.decode(more, skip_special_tokens=True)
-    return text, parse_chapters(text)
+    times_all = [float(t) for t in sample["frame_times"]]
+    times = [times_all[i] for i in select_frames(len(times_all), model.input_spec().max_frames)]
+    if stats is not None:
+        stats["raw_chapters"] = len(parse_chapters(text))
+    chapters = ground_chapters(
+        parse_chapters(text), times, sample_duration(sample), sample.get("asr") or ()
+    )
+    return text, chapters
+
+
+def sample_duration(sample: Mapping[str, Any]) -> float:
+    """The record's duration, else its last frame time plus the median frame spacing (1 s for
+    a single frame)."""
+    if sample.get("duration") is not None:
+        return float(sample["duration"])
+    times = sorted(float(t) for t in sample["frame_times"])
+    gaps = sorted(b - a for a, b in itertools.pairwise(times) if b > a)
+    return times[-1] + (gaps[len(gaps) // 2] if gaps else 1.0)
+
+
+GRAMMAR_TEXT = (
+    '<think>\n[0.0s-1.0s] shot 1: "no narration"\n</think>\n<chapters>\n'
+    "[0.0s-1.0s] Chapter | .\n</chapters>\n 0 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20"
+)
+"""Text whose tokens constrained decoding always allows: the target grammar's markers,
+brackets, separators, quotes and TCoT wording (``format_grounded_target``)."""
+
+
+def allowed_token_ids(
+    tokenizer: PreTrainedTokenizerBase, prepared: Mapping[str, Any], asr: Any
+) -> torch.Tensor:
+    """Token ids constrained decoding may emit for one video: the grammar (``GRAMMAR_TEXT``),
+    eos, every text token the stage-1 input holds (timestamps, narration) and, for stage 2 whose
+    LLM input has no text, the same timestamps and narration tokenized alone."""
+    ids = set(tokenizer.encode(GRAMMAR_TEXT, add_special_tokens=False))
+    ids.add(int(tokenizer.eos_token_id))
+    text = prepared["input_ids"][~prepared["visual_mask"]]
+    ids.update(int(i) for i in text.tolist())
+    ids.update(int(i) for i in prepared["asr_ids"].tolist())
+    from hivid.models.sequence import timestamp_text
+
+    for t in prepared["frame_times"].tolist():
+        ids.update(tokenizer.encode(timestamp_text(float(t)), add_special_tokens=False))
+    for s in asr:
+        ids.update(tokenizer.encode(" " + str(s["text"]).strip() + "\n", add_special_tokens=False))
+        ids.update(tokenizer.encode(str(s["text"]).strip(), add_special_tokens=False))
+    special = {int(tokenizer.pad_token_id), int(tokenizer.bos_token_id)}
+    from hivid.models.tokenizer import visual_token_id
+
+    special.add(visual_token_id(tokenizer))
+    return torch.tensor(sorted(ids - special), dtype=torch.long)
