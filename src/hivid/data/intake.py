@@ -56,6 +56,7 @@ from typing import Any, Literal, Protocol
 from hivid.configbase import require
 from hivid.data.ingest import MetadataError, load_metadata, video_id_problem
 from hivid.io import read_jsonl, write_bytes_atomic, write_json, write_jsonl
+from hivid.tracking.hashing import sha256_file
 
 LEDGER = Path("intake") / "ledger.jsonl"
 """The intake ledger, relative to the data root (versioned with the data)."""
@@ -516,14 +517,6 @@ def write_json_nosync(path: Path, obj: Any) -> None:
     os.replace(tmp, path)
 
 
-def _sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as fh:
-        while block := fh.read(1 << 20):
-            h.update(block)
-    return h.hexdigest()
-
-
 def _sniff_problem(path: Path) -> str | None:
     """Why the staged file is not a video container ingest can open (None when it may be)."""
     with path.open("rb") as fh:
@@ -614,7 +607,7 @@ class Intake:
             try:
                 rec = json.loads(done.read_text())
                 if rec["size"] == dest.stat().st_size == obj.size and (
-                    _sha256_file(dest) == rec["sha256"]  # staged bytes survived the crash
+                    sha256_file(dest) == rec["sha256"]  # staged bytes survived the crash
                 ):
                     with self._lock:
                         self.result.resumed += 1
@@ -828,7 +821,7 @@ class Intake:
         out = {}
         for vid, path in existing.items():
             row = by_path.get(f"videos/{path.name}")
-            out[row["sha256"] if row else _sha256_file(path)] = vid
+            out[row["sha256"] if row else sha256_file(path)] = vid
         return out
 
     def _plan_one(
@@ -900,7 +893,7 @@ class Intake:
                 "checksum_sha256": f.checksum_sha256,
             }
             current = self.data_dir / rel
-            if current.exists() and _sha256_file(current) == f.sha256:
+            if current.exists() and sha256_file(current) == f.sha256:
                 # same bytes as data/ already holds (a re-upload, or a commit cut short)
                 plan["memo"].append(row)
                 old = ledger.get(obj.key)
@@ -940,7 +933,7 @@ class Intake:
             if src is not None and src.exists():
                 _move(src, dst)
                 src.with_name(src.name + ".ok").unlink(missing_ok=True)
-            elif not dst.exists() or _sha256_file(dst) != m["row"]["sha256"]:
+            elif not dst.exists() or sha256_file(dst) != m["row"]["sha256"]:
                 raise IntakeError(
                     f"{dst}: interrupted intake cannot be completed (staged file {src} is gone); "
                     f"remove {self.state / JOURNAL} and run again"

@@ -13,7 +13,6 @@ hangs the demuxer or crashes FFmpeg costs that one file (quarantined: "probe tim
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import itertools
 import json
 import math
@@ -26,6 +25,8 @@ from pathlib import Path
 from typing import Any
 
 import av
+
+from hivid.tracking.hashing import sha256_file  # noqa: F401  (re-exported: ingest, decode)
 
 VFR_TOLERANCE = 0.1
 """A video is variable-frame-rate when a frame interval differs from the median by more than this
@@ -63,15 +64,6 @@ class ProbeResult:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-
-def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
-    """Hex sha256 of the file's bytes (the content hash that keys caches and lineage)."""
-    h = hashlib.sha256()
-    with path.open("rb") as fh:
-        while block := fh.read(chunk):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _stream_duration(stream: Any) -> float | None:

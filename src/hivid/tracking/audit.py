@@ -38,7 +38,7 @@ from mlflow.tracking import MlflowClient
 
 from hivid.tracking import gitrev
 from hivid.tracking.dvcobjects import DvcObjects, NetworkLimits
-from hivid.tracking.hashing import file_hashes, listing_sha256, sha256_dir
+from hivid.tracking.hashing import file_hashes, listing_sha256, sha256_dir, sha256_file
 from hivid.tracking.runs import configure, tracking_uri
 
 Status = Literal["VERIFIED", "MISMATCH", "UNVERIFIED", "DIRTY"]
@@ -734,14 +734,6 @@ def _parse_rows(raw: bytes) -> list[dict[str, Any]] | None:
     return rows if ok else None
 
 
-def _sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        while block := f.read(1 << 20):
-            h.update(block)
-    return h.hexdigest()
-
-
 def _verify_videos(
     root: Path, rows: list[dict[str, Any]], listing: dict[str, str], objects: DvcObjects
 ) -> list[Link]:
@@ -779,7 +771,7 @@ def _verify_videos(
                 )
                 continue
             if work.is_file():
-                wsha = _sha256_file(work)
+                wsha = sha256_file(work)
                 if wsha != expected:
                     links.append(
                         Link(
@@ -797,7 +789,7 @@ def _verify_videos(
         elif listing:
             links.append(Link(name, "MISMATCH", f"{rel} is not in the data listing", detail))
         elif work.is_file():
-            actual = _sha256_file(work)
+            actual = sha256_file(work)
             status = "VERIFIED" if actual == expected else "MISMATCH"
             links.append(
                 Link(

@@ -1,11 +1,20 @@
-"""Content hashes of model directories (no MLflow, no DVC): what training records and the audit
-recomputes. Kept apart from `audit.py` so that the training stages' code dependencies (dvc.yaml)
-do not include the auditor."""
+"""Content hashes of files and model directories (no MLflow, no DVC): what ingest, intake and
+training record and the audit recomputes. Kept apart from `audit.py` so that the training stages'
+code dependencies (dvc.yaml) do not include the auditor."""
 
 from __future__ import annotations
 
 import hashlib
 from pathlib import Path
+
+
+def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
+    """Hex sha256 of the file's bytes (the content hash that keys caches and lineage)."""
+    h = hashlib.sha256()
+    with path.open("rb") as fh:
+        while block := fh.read(chunk):
+            h.update(block)
+    return h.hexdigest()
 
 
 def file_hashes(path: Path, exclude: tuple[str, ...] = ()) -> dict[str, str]:
@@ -16,11 +25,7 @@ def file_hashes(path: Path, exclude: tuple[str, ...] = ()) -> dict[str, str]:
         rel = p.relative_to(path).as_posix()
         if any(rel == e or rel.startswith(e.rstrip("/") + "/") for e in exclude):
             continue
-        h = hashlib.sha256()
-        with p.open("rb") as f:
-            while block := f.read(1 << 20):
-                h.update(block)
-        out[rel] = h.hexdigest()
+        out[rel] = sha256_file(p)
     return out
 
 
