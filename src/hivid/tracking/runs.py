@@ -44,14 +44,24 @@ def is_embedded(uri: str) -> bool:
     return uri.startswith("sqlite:///") and uri.endswith("mlruns/mlflow.db")
 
 
+# `mlflow.set_registry_uri` exports MLFLOW_REGISTRY_URI itself (for subprocesses): the value this
+# module exported as the default, so that a later configure() of another project in the same
+# process does not mistake it for a user's own registry setting.
+_exported_registry: str | None = None
+
+
 def configure(root: Path) -> str:
     """Point MLflow at this project's store and make sure the experiment exists; returns its id."""
+    global _exported_registry
     uri = tracking_uri(root)
     if is_embedded(uri):
         (root / "mlruns" / "artifacts").mkdir(parents=True, exist_ok=True)
         heal_moved_store(uri)  # a moved checkout: rewrite the absolute artifact URIs
     mlflow.set_tracking_uri(uri)
-    mlflow.set_registry_uri(os.environ.get("MLFLOW_REGISTRY_URI", uri))
+    registry = os.environ.get("MLFLOW_REGISTRY_URI")
+    if not registry or registry == _exported_registry:
+        registry = _exported_registry = uri  # the registry lives beside the runs
+    mlflow.set_registry_uri(registry)
     name = os.environ.get(EXPERIMENT_ENV, EXPERIMENT)
     client = MlflowClient()
     exp = client.get_experiment_by_name(name)
