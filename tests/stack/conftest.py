@@ -67,7 +67,9 @@ class StackInfo:
         """An MLflow client of the server (credentials from the environment: see the fixture)."""
         from mlflow.tracking import MlflowClient
 
-        return MlflowClient(tracking_uri=self.client_env["MLFLOW_TRACKING_URI"])
+        # the registry too: this process may have configured another project's store before
+        uri = self.client_env["MLFLOW_TRACKING_URI"]
+        return MlflowClient(tracking_uri=uri, registry_uri=uri)
 
     def s3(self) -> Any:
         import boto3
