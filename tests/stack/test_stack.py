@@ -180,12 +180,6 @@ def test_registry_and_artifacts_are_on_the_servers(
     assert len([k for k in dvc if k.startswith("store/files/md5/")]) > 10, dvc[:20]
 
 
-@pytest.mark.xfail(
-    reason="issue 13 open: after the merge with the fail-closed audit (exit 3 on any UNVERIFIED "
-    "link) this failed in the full fresh-clone run; the nightly deployment does not push its "
-    "nightly/<run> commit (flow parameter git_push) to the repository the auditor clones",
-    strict=False,
-)
 def test_lineage_from_a_third_clean_checkout(
     stack: StackInfo, nightly: dict[str, Any], tmp_path: Path
 ) -> None:
