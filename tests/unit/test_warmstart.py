@@ -174,6 +174,8 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     uri = f"sqlite:///{tmp_path / 'mlruns' / 'mlflow.db'}"
     (tmp_path / "mlruns").mkdir()
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    # set_registry_uri exports MLFLOW_REGISTRY_URI: monkeypatched, so later tests do not inherit it
+    monkeypatch.setenv("MLFLOW_REGISTRY_URI", uri)
     monkeypatch.delenv("HIVID_PARENT_RUN_ID", raising=False)
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
