@@ -37,6 +37,7 @@ test-fast: install
 lint: install
 	$(VENV)/bin/ruff check src flows tests benchmarks infra
 	$(VENV)/bin/ruff format --check src flows tests benchmarks infra
+	PYTHONPATH=src $(VENV)/bin/lint-imports --no-logo
 
 format: install
 	$(VENV)/bin/ruff check --fix src flows tests benchmarks infra

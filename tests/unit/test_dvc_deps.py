@@ -237,7 +237,7 @@ def find_command(module: str, words: list[str], group: str = "main") -> tuple[st
 def stage_entry(cmd: str) -> tuple[str, str]:
     words = [w for w in shlex.split(cmd) if not w.startswith("-")]
     assert words[0] == "hivid", f"stage cmd {cmd!r} is not a hivid command"
-    module, fn, _ = find_command("hivid.cli", words[1:])
+    module, fn, _ = find_command("hivid.cli.app", words[1:])
     return module, fn
 
 

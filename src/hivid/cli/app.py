@@ -12,8 +12,10 @@ from pathlib import Path
 import click
 
 from hivid import __version__
-from hivid.cli_common import PATH, echo_json, fail, guard, params_option, progress, project_root
-from hivid.evaluation.cli import evaluate as evaluate_group
+from hivid.cli.common import PATH, echo_json, fail, guard, params_option, progress, project_root
+from hivid.cli.config_check import config_group
+from hivid.cli.evaluate import evaluate as evaluate_group
+from hivid.cli.store import store_group
 
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("HF_HUB_OFFLINE", os.environ.get("HF_HUB_OFFLINE", "0"))
@@ -494,55 +496,8 @@ def nightly(repo: Path, demo: bool) -> None:
 
 
 main.add_command(evaluate_group)
-
-
-@main.group("store")
-def store_group() -> None:
-    """Maintain the embedded MLflow store (mlruns/)."""
-
-
-@store_group.command("relocate")
-def store_relocate() -> None:
-    """Point the embedded store's artifact URIs at this checkout's mlruns/artifacts.
-
-    MLflow records absolute file:// URIs; after moving the checkout every `hivid` command heals
-    them (when the old location is gone); run this after copying a checkout whose original stays.
-    """
-    from hivid.tracking.runs import is_embedded, tracking_uri
-    from hivid.tracking.store import relocate_store, sqlite_path
-
-    def go() -> dict:
-        uri = tracking_uri(project_root())
-        db = sqlite_path(uri)
-        if db is None or not is_embedded(uri):
-            raise click.UsageError(f"{uri}: not an embedded sqlite store (nothing to relocate)")
-        if not db.is_file():
-            raise FileNotFoundError(f"{db}: no MLflow store here")
-        r = relocate_store(db)
-        return {"old": r.old_root, "new": r.new_root, "changed": r.changed, "total": r.total}
-
-    r = guard("store relocate", go)
-    if r["total"]:
-        detail = ", ".join(f"{k} {v}" for k, v in sorted(r["changed"].items()))
-        click.echo(f"rewrote {r['total']} URI(s) from {r['old']} to {r['new']} ({detail})")
-    else:
-        click.echo(f"store already points at {r['new']}")
-
-
-@main.group("config")
-def config_group() -> None:
-    """Inspect and validate params.yaml."""
-
-
-@config_group.command("check")
-@params_option
-def config_check(params: Path) -> None:
-    """Validate every section of the params file (unknown keys and bad values fail)."""
-    from hivid.config import check_all
-    from hivid.configbase import to_dict
-
-    cfgs = guard("config check", lambda: check_all(params))
-    echo_json({k: to_dict(v) for k, v in cfgs.items()})
+main.add_command(store_group)
+main.add_command(config_group)
 
 
 if __name__ == "__main__":  # pragma: no cover

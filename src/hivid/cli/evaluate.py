@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from hivid.cli_common import PATH, guard, params_option, progress, project_root
+from hivid.cli.common import PATH, guard, params_option, progress, project_root
 
 
 @click.group()
