@@ -32,6 +32,10 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from hivid.annotate.config import ASRConfig
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
@@ -48,15 +52,17 @@ def main() -> None:
     args = ap.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
+    from hivid.annotate.batch import annotate_batch
+    from hivid.annotate.config import STEPS, AnnotateConfig
     from hivid.annotate.evaluate import evaluate_batch
-    from hivid.annotate.pipeline import STEPS, AnnotateConfig, Models, annotate_batch
+    from hivid.annotate.resources import Models
     from hivid.config import load_section
     from hivid.data.demo import DemoConfig, generate_demo_corpus
     from hivid.data.ingest import IngestConfig, ingest
 
     cfg: AnnotateConfig = load_section(args.params, "annotate")
     cfg = dataclasses.replace(cfg, progress_bars=False)
-    speech = speech_scores(cfg, args.speech)
+    speech = speech_scores(cfg.asr_cfg, args.speech)
     if args.skip_demo:
         print(json.dumps({"speech": speech}, indent=1))
         return
@@ -126,7 +132,7 @@ def main() -> None:
             print(f"  {lang:<4} {v['metric']} {v['score']:.4f} over {v['clips']} clips")
 
 
-def speech_scores(cfg: object, root: Path | None) -> dict[str, dict[str, object]]:
+def speech_scores(cfg: ASRConfig, root: Path | None) -> dict[str, dict[str, object]]:
     """{lang: {"metric": "wer"|"cer", "score", "clips"}} for en and zh clips under ``root``."""
     from hivid.annotate.asr import make_asr_backend
     from hivid.annotate.textmetrics import cer, wer
@@ -138,7 +144,7 @@ def speech_scores(cfg: object, root: Path | None) -> dict[str, dict[str, object]
         except ImportError:
             return {}
         root = Path(pytest_audioeval.__file__).parent / "samples" / "audio"
-    asr = make_asr_backend(cfg)  # type: ignore[arg-type]
+    asr = make_asr_backend(cfg)
     out: dict[str, dict[str, object]] = {}
     for lang, metric in (("en", wer), ("zh", cer)):
         edits = total = clips = 0

@@ -6,7 +6,7 @@ that uses them)::
     demo          hivid.data.demo.DemoConfig
     intake        hivid.data.intake.IntakeConfig
     ingest        hivid.data.ingest.IngestConfig
-    annotate      hivid.annotate.pipeline.AnnotateConfig
+    annotate      hivid.annotate.config.AnnotateConfig
     quality       hivid.quality.suites.QualityConfig
     dataset       hivid.dataset.build.DatasetConfig
     model         hivid.models.narrator.NarratorConfig   (via ``preset`` + overrides)
@@ -36,7 +36,7 @@ SECTIONS: dict[str, str] = {
     "demo": "hivid.data.demo:DemoConfig",
     "intake": "hivid.data.intake:IntakeConfig",
     "ingest": "hivid.data.ingest:IngestConfig",
-    "annotate": "hivid.annotate.pipeline:AnnotateConfig",
+    "annotate": "hivid.annotate.config:AnnotateConfig",
     "quality": "hivid.quality.suites:QualityConfig",
     "dataset": "hivid.dataset.build:DatasetConfig",
     "train_stage1": "hivid.training.config:TrainConfig",

@@ -146,7 +146,7 @@ def narrate_video(
     except MissingInputError as exc:
         raise NarrateError(str(exc)) from None
     from hivid.annotate.asr import make_asr_backend
-    from hivid.annotate.pipeline import AnnotateConfig
+    from hivid.annotate.config import AnnotateConfig
     from hivid.config import load_section, read_params
     from hivid.data.decode import decode_audio
     from hivid.dataset.build import DatasetConfig, _npy_bytes, _sample_frames
@@ -182,7 +182,9 @@ def narrate_video(
     tick("asr")
     segments: list[dict[str, Any]] = []
     if audio is not None and audio.size:
-        result = make_asr_backend(ann_cfg).transcribe(audio, 16000, language=ann_cfg.language)
+        result = make_asr_backend(ann_cfg.asr_cfg).transcribe(
+            audio, 16000, language=ann_cfg.language
+        )
         segments = [
             {"start": float(s["start"]), "end": float(s["end"]), "text": str(s["text"])}
             for s in result.segments

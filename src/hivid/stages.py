@@ -77,8 +77,9 @@ def run_ingest(root: Path, params: Path, data: Path, out: Path, progress: Progre
 def run_annotate(
     root: Path, params: Path, data: Path, manifest_path: Path, out: Path, progress: Progress = None
 ) -> dict:
+    from hivid.annotate.batch import annotate_batch
+    from hivid.annotate.config import AnnotateConfig
     from hivid.annotate.evaluate import evaluate_batch
-    from hivid.annotate.pipeline import AnnotateConfig, annotate_batch
     from hivid.annotate.prompts import prompt_hashes
     from hivid.data.ingest import read_manifest
 

@@ -13,15 +13,11 @@ import pytest
 from PIL import Image, ImageDraw, ImageFont
 
 from hivid.annotate.asr import ASRResult
-from hivid.annotate.pipeline import (
-    AnnotateConfig,
-    AnnotateSummary,
-    Models,
-    annotate_batch,
-    annotate_video,
-    cache_key,
-    step_keys,
-)
+from hivid.annotate.batch import AnnotateSummary, annotate_batch
+from hivid.annotate.config import AnnotateConfig
+from hivid.annotate.keys import cache_key, step_keys
+from hivid.annotate.resources import Models
+from hivid.annotate.steps import annotate_video
 from hivid.configbase import ConfigError, from_mapping
 from hivid.data.probe import sha256_file
 from hivid.labels import SCRIPT_LABELS, word_budget

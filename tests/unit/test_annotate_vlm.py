@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw, ImageFont
 
+from hivid.annotate.config import AnnotateConfig
 from hivid.annotate.frames import FrameDescriber, describe_frames
-from hivid.annotate.llm import LLMConfig, LLMError
-from hivid.annotate.pipeline import AnnotateConfig
+from hivid.annotate.llm import AnnotateLLMConfig, LLMError
 from hivid.annotate.prompts import prompt_text
 from hivid.annotate.vlm import EndpointVLMDescriber, TransformersVLMDescriber
 from hivid.configbase import ConfigError, from_mapping
@@ -38,7 +38,7 @@ def test_endpoint_vlm_sends_the_frame_and_keeps_ocr() -> None:
         content = "A red shampoo bottle with the price $12.00 shown in white text."
         return httpx.Response(200, json={"choices": [{"message": {"content": content}}]})
 
-    cfg = LLMConfig(backend="endpoint", model="qwen-vl", max_new_tokens=40)
+    cfg = AnnotateLLMConfig(backend="endpoint", model="qwen-vl", max_new_tokens=40)
     d = EndpointVLMDescriber(cfg, transport=httpx.MockTransport(handler))
     assert isinstance(d, FrameDescriber) and d.name == "vlm-endpoint:qwen-vl"
     frame = product_frame()
@@ -62,7 +62,7 @@ def test_endpoint_vlm_unreachable_is_one_error() -> None:
     def handler(request: httpx.Request) -> httpx.Response:
         raise httpx.ConnectError("refused", request=request)
 
-    cfg = LLMConfig(backend="endpoint", model="qwen-vl", max_retries=0)
+    cfg = AnnotateLLMConfig(backend="endpoint", model="qwen-vl", max_retries=0)
     d = EndpointVLMDescriber(cfg, transport=httpx.MockTransport(handler))
     with pytest.raises(LLMError, match="unreachable after 1 attempts"):
         d.describe(product_frame())
@@ -143,14 +143,14 @@ def tiny_llava(path: Path) -> Path:
 def test_transformers_vlm_describer_runs_a_local_checkpoint(tmp_path: Path) -> None:
     import torch
 
-    from hivid.annotate.pipeline import make_describer
+    from hivid.annotate.resources import make_describer
 
     torch.manual_seed(0)
     ckpt = tiny_llava(tmp_path / "tiny-llava")
     cfg = from_mapping(
         AnnotateConfig, {"describer": "vlm", "vlm_model": str(ckpt), "vlm_max_new_tokens": 4}
     )
-    d = make_describer(cfg)
+    d = make_describer(cfg.describer_cfg)
     assert isinstance(d, TransformersVLMDescriber) and d.name == f"vlm:{ckpt}"
     out = d.describe(product_frame())
     assert isinstance(out["caption"], str) and out["caption"]  # random weights: any text

@@ -20,14 +20,14 @@ from hivid.annotate.asr import (
     split_sentences,
     split_text_sentences,
 )
-from hivid.annotate.models import (
+from hivid.annotate.config import AnnotateConfig
+from hivid.annotate.model_resolve import (
     WHISPER_BASE_SHA256,
     ModelResolveError,
     join_whisper_base,
     resolve_asr_model,
     sha256_file,
 )
-from hivid.annotate.pipeline import AnnotateConfig
 from hivid.data.decode import decode_audio
 
 SPEECH = (
@@ -215,8 +215,9 @@ def test_faster_whisper_tiny_en_recognises_speech(speech16k: np.ndarray) -> None
 
 def test_make_asr_backend_builds_once() -> None:
     cfg = AnnotateConfig(asr_backend="faster-whisper", asr_model="tiny.en")
-    a = make_asr_backend(cfg)
-    assert a is make_asr_backend(AnnotateConfig(asr_backend="faster-whisper", asr_model="tiny.en"))
+    a = make_asr_backend(cfg.asr_cfg)
+    again = AnnotateConfig(asr_backend="faster-whisper", asr_model="tiny.en").asr_cfg
+    assert a is make_asr_backend(again)
     assert a.name == "faster-whisper"
 
 

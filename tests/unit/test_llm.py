@@ -11,7 +11,7 @@ from typing import Any, ClassVar
 import httpx
 import pytest
 
-from hivid.annotate.llm import EndpointLLM, LLMConfig, LLMError, cut_at_stop, make_llm
+from hivid.annotate.llm import AnnotateLLMConfig, EndpointLLM, LLMError, cut_at_stop, make_llm
 from hivid.configbase import ConfigError, from_mapping
 
 
@@ -20,20 +20,22 @@ def _ok(content: str) -> httpx.Response:
 
 
 def test_config_validation() -> None:
-    cfg = from_mapping(LLMConfig, {"backend": "endpoint", "model": "qwen", "max_retries": 2})
+    cfg = from_mapping(
+        AnnotateLLMConfig, {"backend": "endpoint", "model": "qwen", "max_retries": 2}
+    )
     assert cfg.identity() == {
         "backend": "endpoint",
         "model": "qwen",
         "base_url": "http://127.0.0.1:8000/v1",
     }
-    assert LLMConfig().identity() == {"backend": "none"}
-    assert make_llm(LLMConfig()) is None
+    assert AnnotateLLMConfig().identity() == {"backend": "none"}
+    assert make_llm(AnnotateLLMConfig()) is None
     with pytest.raises(ConfigError, match="timeout_s"):
-        LLMConfig(timeout_s=0)
+        AnnotateLLMConfig(timeout_s=0)
     with pytest.raises(ConfigError, match="base_url"):
-        LLMConfig(base_url="127.0.0.1:8000")
+        AnnotateLLMConfig(base_url="127.0.0.1:8000")
     with pytest.raises(ConfigError, match="backend"):
-        from_mapping(LLMConfig, {"backend": "gpt"})
+        from_mapping(AnnotateLLMConfig, {"backend": "gpt"})
 
 
 def test_cut_at_stop() -> None:
@@ -49,7 +51,7 @@ def test_endpoint_request_and_key_from_env(monkeypatch: pytest.MonkeyPatch) -> N
         seen.append(request)
         return _ok("4\nmore text")
 
-    cfg = LLMConfig(backend="endpoint", model="qwen-test", api_key_env="HIVID_TEST_LLM_KEY")
+    cfg = AnnotateLLMConfig(backend="endpoint", model="qwen-test", api_key_env="HIVID_TEST_LLM_KEY")
     llm = EndpointLLM(cfg, transport=httpx.MockTransport(handler))
     assert llm.complete("Score:", max_new_tokens=3, stop=["\n"]) == "4"
     (req,) = seen
@@ -66,7 +68,7 @@ def test_endpoint_request_and_key_from_env(monkeypatch: pytest.MonkeyPatch) -> N
 def test_endpoint_missing_key_env_is_one_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("HIVID_TEST_NO_KEY", raising=False)
     with pytest.raises(LLMError, match="HIVID_TEST_NO_KEY"):
-        EndpointLLM(LLMConfig(backend="endpoint", api_key_env="HIVID_TEST_NO_KEY"))
+        EndpointLLM(AnnotateLLMConfig(backend="endpoint", api_key_env="HIVID_TEST_NO_KEY"))
 
 
 def test_endpoint_retries_with_exponential_backoff() -> None:
@@ -83,7 +85,7 @@ def test_endpoint_retries_with_exponential_backoff() -> None:
             raise httpx.ReadTimeout("slow", request=request)
         return _ok("done")
 
-    cfg = LLMConfig(backend="endpoint", max_retries=3, backoff_s=0.5)
+    cfg = AnnotateLLMConfig(backend="endpoint", max_retries=3, backoff_s=0.5)
     llm = EndpointLLM(cfg, transport=httpx.MockTransport(handler), sleep=sleeps.append)
     assert llm.complete("x") == "done"
     assert len(calls) == 4
@@ -96,7 +98,7 @@ def test_endpoint_gives_up_with_one_clear_error() -> None:
     def handler(request: httpx.Request) -> httpx.Response:
         raise httpx.ConnectError("connection refused", request=request)
 
-    cfg = LLMConfig(backend="endpoint", base_url="http://127.0.0.1:9/v1", max_retries=2)
+    cfg = AnnotateLLMConfig(backend="endpoint", base_url="http://127.0.0.1:9/v1", max_retries=2)
     llm = EndpointLLM(cfg, transport=httpx.MockTransport(handler), sleep=sleeps.append)
     with pytest.raises(LLMError) as err:
         llm.complete("x")
@@ -123,7 +125,7 @@ def test_endpoint_client_error_is_not_retried() -> None:
         calls.append(1)
         return httpx.Response(400, text="bad model")
 
-    llm = EndpointLLM(LLMConfig(backend="endpoint"), transport=httpx.MockTransport(handler))
+    llm = EndpointLLM(AnnotateLLMConfig(backend="endpoint"), transport=httpx.MockTransport(handler))
     with pytest.raises(LLMError, match="HTTP 400"):
         llm.complete("x")
     assert len(calls) == 1
@@ -158,7 +160,7 @@ def test_endpoint_real_loopback_server_timeout_then_retry() -> None:
     thread.start()
     try:
         port = server.server_address[1]
-        cfg = LLMConfig(
+        cfg = AnnotateLLMConfig(
             backend="endpoint",
             base_url=f"http://127.0.0.1:{port}/v1",
             timeout_s=0.3,
@@ -177,7 +179,7 @@ def test_endpoint_nothing_listening() -> None:
     server = ThreadingHTTPServer(("127.0.0.1", 0), _SlowThenOK)
     port = server.server_address[1]
     server.server_close()  # the port is now closed
-    cfg = LLMConfig(
+    cfg = AnnotateLLMConfig(
         backend="endpoint", base_url=f"http://127.0.0.1:{port}/v1", max_retries=1, backoff_s=0.0
     )
     with pytest.raises(LLMError, match=f"127.0.0.1:{port}.*unreachable after 2 attempts"):
@@ -189,7 +191,7 @@ def test_local_gemma_real_generation(tmp_path_factory: pytest.TempPathFactory) -
     """The packaged gemma-3-270m GGUF, converted once into the model cache, completes text."""
     from hivid.annotate.llm import LocalLLM, resolve_local_llm
 
-    llm = LocalLLM(LLMConfig(backend="local", max_new_tokens=8))
+    llm = LocalLLM(AnnotateLLMConfig(backend="local", max_new_tokens=8))
     assert llm.name == "gemma-3-270m"
     assert llm.sha256 is not None and len(llm.sha256) == 64
     out = llm.complete("Monday, Tuesday, Wednesday,", max_new_tokens=6, stop=["\n"])

@@ -1,6 +1,6 @@
 """Speech recognition behind one Protocol, with sentence-level segments and word timestamps.
 
-Two real backends, both on CTranslate2 Whisper models resolved by ``hivid.annotate.models``:
+Two real backends, both on CTranslate2 Whisper models resolved by ``hivid.annotate.model_resolve``:
 
 - ``FasterWhisperASR``: faster-whisper with its bundled Silero VAD (an ONNX file inside the
   faster_whisper package, so it works offline) and its own word timestamps (cross-attention DTW).
@@ -22,14 +22,12 @@ import os
 import threading
 import warnings
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from hivid.annotate.models import ResolvedModel, resolve_asr_model
-
-if TYPE_CHECKING:
-    from hivid.annotate.pipeline import AnnotateConfig
+from hivid.annotate.config import ASRConfig
+from hivid.annotate.model_resolve import ResolvedModel, resolve_asr_model
 
 log = logging.getLogger(__name__)
 
@@ -457,27 +455,14 @@ _BACKENDS: dict[tuple[Any, ...], ASRBackend] = {}
 _BACKENDS_LOCK = threading.Lock()
 
 
-def make_asr_backend(cfg: AnnotateConfig) -> ASRBackend:
-    """The backend ``cfg.asr_backend`` with ``cfg.asr_model``; built once per process."""
-    resolved = resolve_asr_model(cfg.asr_model, cfg.model_cache_dir_path)
-    key = (
-        cfg.asr_backend,
-        resolved.path,
-        resolved.sha256,
-        cfg.device,
-        cfg.compute_type,
-        cfg.batch_size,
-        cfg.beam_size,
-        cfg.vad_method,
-        cfg.align,
-        cfg.align_model,
-        cfg.language,
-        cfg.max_sentence_s,
-    )
+def make_asr_backend(cfg: ASRConfig) -> ASRBackend:
+    """The backend ``cfg.backend`` with ``cfg.model``; built once per process and config."""
+    resolved = resolve_asr_model(cfg.model, cfg.model_cache_dir)
+    key = (cfg, resolved.path, resolved.sha256)
     with _BACKENDS_LOCK:
         if key not in _BACKENDS:
             backend: ASRBackend
-            if cfg.asr_backend == "faster-whisper":
+            if cfg.backend == "faster-whisper":
                 backend = FasterWhisperASR(
                     resolved,
                     cfg.device,
@@ -485,7 +470,7 @@ def make_asr_backend(cfg: AnnotateConfig) -> ASRBackend:
                     beam_size=cfg.beam_size,
                     max_sentence_s=cfg.max_sentence_s,
                 )
-            elif cfg.asr_backend == "whisperx":
+            elif cfg.backend == "whisperx":
                 backend = WhisperXASR(
                     resolved,
                     cfg.device,
@@ -499,6 +484,6 @@ def make_asr_backend(cfg: AnnotateConfig) -> ASRBackend:
                     max_sentence_s=cfg.max_sentence_s,
                 )
             else:
-                raise ASRError(f"unknown asr_backend {cfg.asr_backend!r}")
+                raise ASRError(f"unknown asr_backend {cfg.backend!r}")
             _BACKENDS[key] = backend
         return _BACKENDS[key]

@@ -14,7 +14,7 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-from hivid.annotate.models import ModelResolveError
+from hivid.annotate.model_resolve import ModelResolveError
 from hivid.data.probe import sha256_file
 
 MINILM_NAME = "all-MiniLM-L6-v2"

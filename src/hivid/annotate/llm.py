@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Protocol, runtime_checkable
 
-from hivid.annotate.models import ModelResolveError, default_cache_dir
+from hivid.annotate.model_resolve import ModelResolveError, default_cache_dir
 from hivid.configbase import require
 from hivid.data.probe import sha256_file
 
@@ -60,7 +60,7 @@ class LLM(Protocol):
 
 
 @dataclass
-class LLMConfig:
+class AnnotateLLMConfig:
     """Which LLM the annotate stage uses for relevance, correction, TCoT and chapter refinement."""
 
     backend: Literal["none", "local", "endpoint"] = "none"
@@ -133,7 +133,7 @@ class EndpointLLM:
 
     def __init__(
         self,
-        cfg: LLMConfig,
+        cfg: AnnotateLLMConfig,
         transport: Any = None,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
@@ -351,7 +351,7 @@ def resolve_local_llm(name: str, cache_dir: Path | None = None) -> tuple[str, st
 class LocalLLM:
     """Greedy completion with a transformers causal LM (see the module docstring)."""
 
-    def __init__(self, cfg: LLMConfig, cache_dir: Path | None = None) -> None:
+    def __init__(self, cfg: AnnotateLLMConfig, cache_dir: Path | None = None) -> None:
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -390,7 +390,7 @@ _LLMS: dict[str, LLM] = {}
 _LLMS_LOCK = threading.Lock()
 
 
-def make_llm(cfg: LLMConfig, cache_dir: Path | None = None) -> LLM | None:
+def make_llm(cfg: AnnotateLLMConfig, cache_dir: Path | None = None) -> LLM | None:
     """The configured backend, one instance per process and identity (None for ``none``)."""
     if cfg.backend == "none":
         return None

@@ -17,17 +17,15 @@ from __future__ import annotations
 import base64
 import io
 import threading
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 from PIL import Image
 
+from hivid.annotate.config import DescriberConfig
 from hivid.annotate.frames import FrameDescriber, get_ocr_describer
-from hivid.annotate.llm import EndpointLLM, LLMConfig
+from hivid.annotate.llm import AnnotateLLMConfig, EndpointLLM
 from hivid.annotate.prompts import prompt_text
-
-if TYPE_CHECKING:
-    from hivid.annotate.pipeline import AnnotateConfig
 
 
 def _check(image: np.ndarray) -> None:
@@ -84,7 +82,7 @@ class EndpointVLMDescriber:
 
     def __init__(
         self,
-        llm_cfg: LLMConfig,
+        llm_cfg: AnnotateLLMConfig,
         ocr_min_score: float = 0.5,
         n_colors: int = 3,
         transport: Any = None,
@@ -113,18 +111,18 @@ class EndpointVLMDescriber:
         return {**out, "caption": " ".join(caption.split())}
 
 
-def make_vlm_describer(cfg: AnnotateConfig) -> FrameDescriber:
-    """The VLM describer that ``cfg.describer`` names."""
+def make_vlm_describer(cfg: DescriberConfig) -> FrameDescriber:
+    """The VLM describer that ``cfg.kind`` names."""
     assert cfg.vlm_model is not None  # AnnotateConfig validates this
-    if cfg.describer == "vlm-endpoint":
-        llm_cfg = LLMConfig(
+    if cfg.kind == "vlm-endpoint":
+        llm_cfg = AnnotateLLMConfig(
             backend="endpoint",
             model=cfg.vlm_model,
             base_url=cfg.vlm_base_url,
             api_key_env=cfg.vlm_api_key_env,
-            timeout_s=cfg.llm.timeout_s,
-            max_retries=cfg.llm.max_retries,
-            backoff_s=cfg.llm.backoff_s,
+            timeout_s=cfg.timeout_s,
+            max_retries=cfg.max_retries,
+            backoff_s=cfg.backoff_s,
             max_new_tokens=cfg.vlm_max_new_tokens,
         )
         return EndpointVLMDescriber(llm_cfg, cfg.ocr_min_score, cfg.n_colors)

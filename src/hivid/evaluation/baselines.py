@@ -10,7 +10,7 @@ A trained narrator is only worth promoting when it does better than what needs n
   shot changes plus topic shifts, OCR titles, ASR summaries).
 
 Both are built from the annotation record (``outputs/annotations/<video_id>.json``, schema in
-``hivid.annotate.pipeline``); the promotion gate refuses a version that does not beat ``trivial``
+``hivid.annotate.steps``); the promotion gate refuses a version that does not beat ``trivial``
 by ``registry.promotion.baseline_margin`` (``hivid.tracking.promotion``).
 """
 
