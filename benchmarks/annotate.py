@@ -52,9 +52,9 @@ def main() -> None:
     args = ap.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
+    from hivid.annotate.accuracy import evaluate_batch
     from hivid.annotate.batch import annotate_batch
     from hivid.annotate.config import STEPS, AnnotateConfig
-    from hivid.annotate.evaluate import evaluate_batch
     from hivid.annotate.resources import Models
     from hivid.config import load_section
     from hivid.data.demo import DemoConfig, generate_demo_corpus

@@ -25,6 +25,7 @@ from prefect import flow, get_run_logger, task
 from prefect.runtime import flow_run
 
 from flows.train import TRAIN_STAGES
+from hivid import layout
 from hivid.config import config_failure
 from hivid.configbase import ConfigError
 from hivid.pipeline import (
@@ -152,36 +153,34 @@ def commit_state(root: str, name: str, branch_prefix: str, push: str | None) -> 
 def register_model(
     root: str, parent_run_id: str, tags: dict[str, str] | None = None
 ) -> dict[str, Any]:
-    import os
-
-    os.environ["HIVID_PARENT_RUN_ID"] = parent_run_id
-    try:
-        return run_register(
-            Path(root), Path(root) / "params.yaml", Path(root) / "outputs/ckpt/stage2", tags
-        )
-    finally:
-        os.environ.pop("HIVID_PARENT_RUN_ID", None)
+    return run_register(
+        Path(root),
+        Path(root) / "params.yaml",
+        Path(root) / layout.ckpt(2),
+        tags,
+        pipeline_run_id=parent_run_id,
+    )
 
 
 @task(retries=2, retry_delay_seconds=[5, 30])
 def promote_model(root: str, parent_run_id: str, version: str) -> dict[str, Any]:
-    import os
-
-    os.environ["HIVID_PARENT_RUN_ID"] = parent_run_id
-    try:
-        decision = run_promote(Path(root), Path(root) / "params.yaml", version)
-    finally:
-        os.environ.pop("HIVID_PARENT_RUN_ID", None)
+    decision = run_promote(
+        Path(root), Path(root) / "params.yaml", version, pipeline_run_id=parent_run_id
+    )
     get_run_logger().info("promotion: %s", decision["text"])
     return decision
 
 
 @task
-def compare_with_champion(root: str, parent_run_id: str, before: str, new: str) -> str:
+def compare_with_champion(
+    root: str, parent_run_id: str, model_name: str, before: str, new: str
+) -> str:
+    """Compare version ``new`` of ``model_name`` (params ``registry.model_name``) with the
+    champion it challenged (``before``)."""
     from hivid.tracking.compare import write_report
 
-    out = Path(root) / "outputs" / "compare" / "report.html"
-    refs = [f"models:/hivid-narrator/{before}", f"models:/hivid-narrator/{new}"]
+    out = Path(root) / layout.COMPARE_REPORT
+    refs = [f"models:/{model_name}/{before}", f"models:/{model_name}/{new}"]
     write_report(Path(root), refs, out, log_to=parent_run_id)
     return str(out)
 
@@ -320,7 +319,11 @@ def nightly(
                 before = result["promotion"].get("champion_before")
                 if before and before != result["model"]["version"]:
                     result["report"] = compare_with_champion(
-                        root, run.info.run_id, before, result["model"]["version"]
+                        root,
+                        run.info.run_id,
+                        result["model"]["name"],
+                        before,
+                        result["model"]["version"],
                     )
             result["seconds"]["register+promote+compare"] = round(time.perf_counter() - t0, 2)
             t0 = time.perf_counter()

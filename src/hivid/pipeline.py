@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import mlflow
 
+from hivid import layout
 from hivid.io import read_json
 from hivid.tracking.gitrev import GitState
 from hivid.tracking.lineage import RUN_RECORD, data_md5, lineage_tags, stage_outs
@@ -179,14 +180,13 @@ def _merge_quarantine_report(root: Path, intake_rows: Path) -> None:
     with nothing new runs no validate, and a bad object must still show in the report)."""
     from hivid.quality.quarantine import collect, write_report
 
-    out = root / "outputs"
     rows = collect(
-        out / "ingest" / "quarantine.jsonl",
-        out / "annotate_quarantine.jsonl",
-        out / "quality" / "quarantine.jsonl",
+        root / layout.INGEST_QUARANTINE,
+        root / layout.ANNOTATE_QUARANTINE,
+        root / layout.QUALITY_QUARANTINE,
         intake_rows=intake_rows,
     )
-    write_report(rows, out / "quarantine")
+    write_report(rows, root / layout.QUARANTINE)
 
 
 def pipeline_up_to_date(root: Path) -> bool:
@@ -352,7 +352,7 @@ def summary_text(root: Path, result: dict[str, Any]) -> str:
             lines.append(f"  quarantined at intake: {q['reason']}")
     for stage, how in result.get("stages", {}).items():
         lines.append(f"  {stage:<14} {how}")
-    quality = root / "outputs" / "quality" / "gate.json"
+    quality = root / layout.QUALITY_GATE
     if quality.exists():
         g = read_json(quality)
         lines.append(
@@ -361,12 +361,12 @@ def summary_text(root: Path, result: dict[str, Any]) -> str:
         )
         for q in g.get("quarantined", []):
             lines.append(f"  quarantined {q['video_id']}: {'; '.join(q['reasons'])[:200]}")
-    ingest_q = root / "outputs" / "ingest" / "quarantine.jsonl"
+    ingest_q = root / layout.INGEST_QUARANTINE
     if ingest_q.exists():
         for line in ingest_q.read_text().splitlines():
             if line.strip():
                 lines.append(f"  quarantined at ingest: {json.loads(line)['reason']}")
-    report = root / "outputs" / "quarantine" / "report.md"
+    report = root / layout.QUARANTINE_REPORT
     if report.exists():
         lines.append(f"quarantine report (every bad file and why): {report}")
     lines += _training_lines(root, result.get("stages", {}))
@@ -413,13 +413,13 @@ def _training_lines(root: Path, stages: dict[str, str]) -> list[str]:
         return ["training: not reached in this run"] if stages else []
     if not any(_ran(stages[s]) for s in seen):
         why = ", ".join(f"{s} {stages[s]}" for s in seen)
-        model_run = root / "outputs" / "ckpt" / "stage2" / "mlflow_run.json"
+        model_run = root / layout.ckpt(2) / layout.MLFLOW_RUN
         src = read_json(model_run).get("run_id") if model_run.exists() else None
         return [
             f"training: nothing trained in this run ({why}); the model is the one trained "
             + (f"by run {src}" if src else "before")
         ]
-    plan_path = root / "outputs" / "warm_start" / "plan.json"
+    plan_path = root / layout.WARM_START_PLAN
     if not plan_path.exists():
         return ["training: ran (no warm-start plan)"]
     plan = read_json(plan_path)
@@ -429,7 +429,7 @@ def _training_lines(root: Path, stages: dict[str, str]) -> list[str]:
 
 def _metric_lines(root: Path, stages: dict[str, str]) -> list[str]:
     """The model's metrics beside the baselines' (same videos, same evaluator)."""
-    path = root / "outputs" / "eval" / "metrics.json"
+    path = root / layout.EVAL_METRICS
     if not path.exists():
         return []
     m = read_json(path)

@@ -6,7 +6,6 @@ stage (or these functions), so there is exactly one implementation of each stage
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -14,6 +13,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import mlflow
 import pandas as pd
 
+from hivid import layout
 from hivid.config import load_model_config, load_section
 from hivid.configbase import to_dict
 from hivid.io import read_json, write_json, write_jsonl
@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 Progress = Callable[[str, int, int], None] | None
 
 
-class StageError(RuntimeError):
+class StageFailed(RuntimeError):
     """A stage cannot produce its output (the message says which input and why)."""
 
 
@@ -48,7 +48,7 @@ def run_ingest(root: Path, params: Path, data: Path, out: Path, progress: Progre
 
     cfg: IngestConfig = load_section(params, "ingest")
     if not (data / "videos").is_dir():
-        raise StageError(
+        raise StageFailed(
             f"{data / 'videos'}: no videos/ directory in the data root "
             "(run `hivid demo-data` or `dvc pull data.dvc`)"
         )
@@ -77,9 +77,9 @@ def run_ingest(root: Path, params: Path, data: Path, out: Path, progress: Progre
 def run_annotate(
     root: Path, params: Path, data: Path, manifest_path: Path, out: Path, progress: Progress = None
 ) -> dict:
+    from hivid.annotate.accuracy import evaluate_batch
     from hivid.annotate.batch import annotate_batch
     from hivid.annotate.config import AnnotateConfig
-    from hivid.annotate.evaluate import evaluate_batch
     from hivid.annotate.prompts import prompt_hashes
     from hivid.data.ingest import read_manifest
 
@@ -245,7 +245,7 @@ def run_build_dataset(
     cfg: DatasetConfig = load_section(params, "dataset")
     gate = read_json(quality_dir / "gate.json")
     if not gate.get("success"):
-        raise StageError(
+        raise StageFailed(
             f"{quality_dir / 'gate.json'}: the quality gate failed "
             f"({'; '.join(gate.get('batch_failures') or ['see report'])}); refusing to build"
         )
@@ -291,7 +291,7 @@ def _split_gate(
     mlflow.set_tag("gx.splits", f"{g.result_id}:{'success' if g.success else 'failure'}")
     log_artifacts_if_exist(out, "dataset/quality")
     if not g.success:
-        raise StageError(f"split gate failed: {'; '.join(g.batch_failures)}")
+        raise StageFailed(f"split gate failed: {'; '.join(g.batch_failures)}")
 
 
 def _eval_gate(params: Path, out: Path) -> None:
@@ -308,7 +308,7 @@ def _eval_gate(params: Path, out: Path) -> None:
     mlflow.set_tag("gx.eval", f"{g.result_id}:{'success' if g.success else 'failure'}")
     bad_gt = [f for f in g.batch_failures if "eval_gt:" in f]
     if bad_gt:
-        raise StageError(f"evaluation ground truth failed its gate: {'; '.join(bad_gt)}")
+        raise StageFailed(f"evaluation ground truth failed its gate: {'; '.join(bad_gt)}")
 
 
 def _dataset_frame(dataset_dir: Path, split: str) -> pd.DataFrame:
@@ -334,8 +334,8 @@ def _dataset_frame(dataset_dir: Path, split: str) -> pd.DataFrame:
 def _gate_tag(root: Path) -> dict[str, str]:
     """``gx.result`` (annotation gate) and ``gx.splits`` (split gate) for later stages' runs."""
     tags = {}
-    for tag, rel in (("gx.result", "quality"), ("gx.splits", "dataset/quality")):
-        gate_path = root / "outputs" / rel / "gate.json"
+    for tag, rel in (("gx.result", layout.QUALITY_GATE), ("gx.splits", layout.SPLITS_GATE)):
+        gate_path = root / rel
         if gate_path.exists():
             gate = read_json(gate_path)
             ok = "success" if gate.get("success") else "failure"
@@ -423,7 +423,7 @@ def run_warm_start(root: Path, params: Path, dataset_dir: Path, out: Path) -> di
         mlflow.log_metrics(
             {"new_fraction": plan.new_fraction, "new_videos": float(len(plan.new_videos))}
         )
-        write_json(out / "mlflow_run.json", {"run_id": run.info.run_id})
+        write_json(out / layout.MLFLOW_RUN, {"run_id": run.info.run_id})
     return plan.to_dict()
 
 
@@ -499,7 +499,7 @@ def run_train(
         if init_dir is not None:
             mlflow.set_tag("init.model_dir", str(init_dir))
             # the stage-1 record sits beside its model dir (outputs/ckpt/stage1/mlflow_run.json)
-            init_run = init_dir.parent / "mlflow_run.json"
+            init_run = init_dir.parent / layout.MLFLOW_RUN
             if init_run.exists():
                 mlflow.set_tag("init.run", read_json(init_run)["run_id"])
         logger = None
@@ -528,7 +528,7 @@ def run_train(
             info.update(log_narrator_model(result.model_dir))
         else:
             log_artifacts_if_exist(result.model_dir, "model_dir")
-        write_json(out / "mlflow_run.json", info)
+        write_json(out / layout.MLFLOW_RUN, info)
         write_json(out / "metrics.json", {k: float(v) for k, v in result.metrics.items()})
     return {"metrics": result.metrics, **info}
 
@@ -550,7 +550,7 @@ def run_evaluate(
     cfg: EvaluateConfig = load_section(params, "evaluate")
     check_evaluate(model_dir, dataset_dir, data, cfg.split)  # before the run opens
     tags = _gate_tag(root)
-    model_run = model_dir.parent / "mlflow_run.json"
+    model_run = model_dir.parent / layout.MLFLOW_RUN
     if model_run.exists():
         tags["model.run"] = read_json(model_run)["run_id"]
     with stage_run(root, "evaluate", {"evaluate": to_dict(cfg)}, tags=tags) as run:
@@ -571,25 +571,29 @@ def run_evaluate(
         )
         mlflow.log_table(per_video, "eval/per_video.json")
         log_artifacts_if_exist(out, "eval")
-        write_json(out / "mlflow_run.json", {"run_id": run.info.run_id})
+        write_json(out / layout.MLFLOW_RUN, {"run_id": run.info.run_id})
         if metrics_path is not None:  # the DVC metrics file (outside the cached out dir)
             write_json(metrics_path, report["metrics"])
     return report
 
 
 def run_register(
-    root: Path, params: Path, stage2_dir: Path, extra_tags: dict[str, str] | None = None
+    root: Path,
+    params: Path,
+    stage2_dir: Path,
+    extra_tags: dict[str, str] | None = None,
+    pipeline_run_id: str | None = None,
 ) -> dict[str, Any]:
     """Register the stage-2 model logged by `train_stage2` and point the alias at it; a new
     version carries the source run's lineage tags plus ``extra_tags`` (the nightly's
-    ``git.revision`` / ``git.branch``)."""
+    ``git.revision`` / ``git.branch``) and ``pipeline.run`` (``pipeline_run_id``)."""
     from hivid.tracking.registry import RegistryConfig, register_version
     from hivid.tracking.runs import configure
 
     cfg: RegistryConfig = load_section(params, "registry")
-    info_path = stage2_dir / "mlflow_run.json"
+    info_path = stage2_dir / layout.MLFLOW_RUN
     if not info_path.exists():
-        raise StageError(f"{info_path}: no logged stage-2 model (run `hivid train --stage 2`)")
+        raise StageFailed(f"{info_path}: no logged stage-2 model (run `hivid train --stage 2`)")
     info = read_json(info_path)
     configure(root)
     client = mlflow.MlflowClient()
@@ -603,9 +607,8 @@ def run_register(
     eval_id, eval_note = _own_eval_run(client, root, info["run_id"])
     if eval_id:
         lineage["eval.run"] = eval_id
-    pipeline = os.environ.get("HIVID_PARENT_RUN_ID")
-    if pipeline:
-        lineage["pipeline.run"] = pipeline
+    if pipeline_run_id:
+        lineage["pipeline.run"] = pipeline_run_id
     lineage.update(extra_tags or {})
     version = register_version(info["model_uri"], info["run_id"], cfg, lineage)
     if eval_id:
@@ -620,7 +623,7 @@ def run_register(
 
 def _own_eval_run(client: Any, root: Path, model_run: str) -> tuple[str | None, str]:
     """The evaluate run (outputs/eval) when it scored ``model_run``'s model, else (None, why)."""
-    path = root / "outputs" / "eval" / "mlflow_run.json"
+    path = root / layout.EVAL / layout.MLFLOW_RUN
     if not path.exists():
         return None, f"{path}: no evaluation; the version has no metrics until one runs"
     eval_id = read_json(path)["run_id"]
@@ -636,8 +639,11 @@ def _own_eval_run(client: Any, root: Path, model_run: str) -> tuple[str | None, 
     return eval_id, ""
 
 
-def run_promote(root: Path, params: Path, version: str | None = None) -> dict[str, Any]:
-    """Apply the promotion gate to ``version`` (default: the current challenger)."""
+def run_promote(
+    root: Path, params: Path, version: str | None = None, pipeline_run_id: str | None = None
+) -> dict[str, Any]:
+    """Apply the promotion gate to ``version`` (default: the current challenger); the decision
+    is also logged to the pipeline run ``pipeline_run_id`` when one is given."""
     from hivid.tracking.promotion import promote
     from hivid.tracking.registry import RegistryConfig
     from hivid.tracking.runs import configure
@@ -648,8 +654,7 @@ def run_promote(root: Path, params: Path, version: str | None = None) -> dict[st
     if version is None:
         version = str(client.get_model_version_by_alias(cfg.model_name, cfg.alias).version)
     decision = promote(root, cfg.model_name, version, cfg.promotion)
-    pipeline = os.environ.get("HIVID_PARENT_RUN_ID")
-    if pipeline:
-        client.log_dict(pipeline, decision.to_dict(), "promotion/decision.json")
-        client.set_tag(pipeline, "promotion.decision", decision.text()[:5000])
+    if pipeline_run_id:
+        client.log_dict(pipeline_run_id, decision.to_dict(), "promotion/decision.json")
+        client.set_tag(pipeline_run_id, "promotion.decision", decision.text()[:5000])
     return {"name": cfg.model_name, **decision.to_dict(), "text": decision.text()}

@@ -8,8 +8,8 @@ from typing import Any
 import numpy as np
 import pytest
 
+from hivid.annotate.accuracy import boundary_f1, evaluate_records
 from hivid.annotate.chapters import build_chapters, chapter_bounds
-from hivid.annotate.evaluate import boundary_f1, evaluate_records
 from hivid.annotate.storyline import (
     LABEL_DEFINITIONS,
     ScriptLabeler,

@@ -11,7 +11,7 @@ import mlflow
 import pytest
 
 from hivid.data.ingest import IngestConfig, ingest, write_ingest_outputs
-from hivid.stages import StageError, run_build_dataset, run_validate
+from hivid.stages import StageFailed, run_build_dataset, run_validate
 
 from ..conftest import write_video
 from .test_bad_input_cli import short_record
@@ -109,7 +109,7 @@ def test_build_dataset_split_gate(project: Path, monkeypatch: pytest.MonkeyPatch
         return {**s, "test": [*s["test"], s["train"][0]]}  # a training video also in test
 
     monkeypatch.setattr(build, "split_videos", leaky)
-    with pytest.raises(StageError, match=r"split gate failed: .*split leakage or loss: v\d is in"):
+    with pytest.raises(StageFailed, match=r"split gate failed: .*split leakage or loss: v\d is in"):
         run_build_dataset(*args, project / "outputs/dataset2")
 
 

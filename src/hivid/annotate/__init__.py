@@ -9,6 +9,6 @@ The annotate stage (paper §3.1), one module per part:
 - ``resources``: the models of one process, built lazily; ``executors``: in-process, process pool,
   Dask, Ray; ``batch``: ``annotate_batch`` over a manifest, with quarantine;
 - the sub-step libraries: ``asr`` (models resolved by ``model_resolve``), ``frames``/``vlm``,
-  ``correction``/``llm``/``prompts``, ``chapters``/``storyline``/``embeddings``; ``evaluate``
+  ``correction``/``llm``/``prompts``, ``chapters``/``storyline``/``embeddings``; ``accuracy``
   scores records against ground truth.
 """

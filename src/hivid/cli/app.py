@@ -11,7 +11,7 @@ from pathlib import Path
 
 import click
 
-from hivid import __version__
+from hivid import __version__, layout
 from hivid.cli.common import PATH, echo_json, fail, guard, params_option, progress, project_root
 from hivid.cli.config_check import config_group
 from hivid.cli.evaluate import evaluate as evaluate_group
@@ -33,7 +33,7 @@ def main() -> None:
 
 
 @main.command("demo-data")
-@click.option("--out", type=PATH, default=Path("data"), show_default=True)
+@click.option("--out", type=PATH, default=layout.DATA, show_default=True)
 @click.option("--videos", type=int, default=None, help="Number of videos (default: params demo).")
 @click.option("--seed", type=int, default=None, help="Seed (default: params demo).")
 @click.option(
@@ -114,8 +114,8 @@ def intake(source: str | None, push: bool, demo: bool, params: Path) -> None:
 
 
 @main.command()
-@click.option("--data", type=PATH, default=Path("data"), show_default=True)
-@click.option("--out", type=PATH, default=Path("outputs/ingest"), show_default=True)
+@click.option("--data", type=PATH, default=layout.DATA, show_default=True)
+@click.option("--out", type=PATH, default=layout.INGEST, show_default=True)
 @params_option
 def ingest(data: Path, out: Path, params: Path) -> None:
     """Probe every video (PyAV), hash it, write manifest.jsonl; bad files -> quarantine.jsonl."""
@@ -135,11 +135,9 @@ def ingest(data: Path, out: Path, params: Path) -> None:
 
 
 @main.command()
-@click.option("--data", type=PATH, default=Path("data"), show_default=True)
-@click.option(
-    "--manifest", type=PATH, default=Path("outputs/ingest/manifest.jsonl"), show_default=True
-)
-@click.option("--out", type=PATH, default=Path("outputs/annotations"), show_default=True)
+@click.option("--data", type=PATH, default=layout.DATA, show_default=True)
+@click.option("--manifest", type=PATH, default=layout.MANIFEST, show_default=True)
+@click.option("--out", type=PATH, default=layout.ANNOTATIONS, show_default=True)
 @params_option
 def annotate(data: Path, manifest: Path, out: Path, params: Path) -> None:
     """ASR (whisperx / faster-whisper) + 1 fps frames + OCR + coarse TCoT and chapters."""
@@ -159,11 +157,9 @@ def annotate(data: Path, manifest: Path, out: Path, params: Path) -> None:
 
 
 @main.command()
-@click.option(
-    "--manifest", type=PATH, default=Path("outputs/ingest/manifest.jsonl"), show_default=True
-)
-@click.option("--annotations", type=PATH, default=Path("outputs/annotations"), show_default=True)
-@click.option("--out", type=PATH, default=Path("outputs/quality"), show_default=True)
+@click.option("--manifest", type=PATH, default=layout.MANIFEST, show_default=True)
+@click.option("--annotations", type=PATH, default=layout.ANNOTATIONS, show_default=True)
+@click.option("--out", type=PATH, default=layout.QUALITY, show_default=True)
 @params_option
 def validate(manifest: Path, annotations: Path, out: Path, params: Path) -> None:
     """Great Expectations quality gate; exits non-zero when the batch fails."""
@@ -187,13 +183,11 @@ def validate(manifest: Path, annotations: Path, out: Path, params: Path) -> None
 
 
 @main.command("build-dataset")
-@click.option("--data", type=PATH, default=Path("data"), show_default=True)
-@click.option(
-    "--manifest", type=PATH, default=Path("outputs/ingest/manifest.jsonl"), show_default=True
-)
-@click.option("--annotations", type=PATH, default=Path("outputs/annotations"), show_default=True)
-@click.option("--quality", type=PATH, default=Path("outputs/quality"), show_default=True)
-@click.option("--out", type=PATH, default=Path("outputs/dataset"), show_default=True)
+@click.option("--data", type=PATH, default=layout.DATA, show_default=True)
+@click.option("--manifest", type=PATH, default=layout.MANIFEST, show_default=True)
+@click.option("--annotations", type=PATH, default=layout.ANNOTATIONS, show_default=True)
+@click.option("--quality", type=PATH, default=layout.QUALITY, show_default=True)
+@click.option("--out", type=PATH, default=layout.DATASET, show_default=True)
 @click.option(
     "--frame-cache",
     type=PATH,
@@ -228,8 +222,8 @@ def build_dataset(
 
 
 @main.command("warm-start")
-@click.option("--dataset", type=PATH, default=Path("outputs/dataset"), show_default=True)
-@click.option("--out", type=PATH, default=Path("outputs/warm_start"), show_default=True)
+@click.option("--dataset", type=PATH, default=layout.DATASET, show_default=True)
+@click.option("--out", type=PATH, default=layout.WARM_START, show_default=True)
 @params_option
 def warm_start(dataset: Path, out: Path, params: Path) -> None:
     """Plan incremental training: continue the champion (fewer steps) or retrain in full."""
@@ -242,7 +236,7 @@ def warm_start(dataset: Path, out: Path, params: Path) -> None:
 
 @main.command()
 @click.option("--stage", type=click.Choice(["1", "2"]), required=True)
-@click.option("--dataset", type=PATH, default=Path("outputs/dataset"), show_default=True)
+@click.option("--dataset", type=PATH, default=layout.DATASET, show_default=True)
 @click.option("--out", type=PATH, default=None, help="Default: outputs/ckpt/stage<N>.")
 @click.option("--init", "init_dir", type=PATH, default=None, help="Stage-1 model dir (stage 2).")
 @click.option(
@@ -265,9 +259,9 @@ def train(
     from hivid.preconditions import check_train
 
     n = int(stage)
-    out = out or Path(f"outputs/ckpt/stage{n}")
+    out = out or layout.ckpt(n)
     if n == 2 and init_dir is None:
-        init_dir = Path("outputs/ckpt/stage1/model")
+        init_dir = layout.model_dir(1)
     guard("train", lambda: check_train(n, dataset, init_dir, warm_dir))  # fast, before imports
 
     def go() -> dict:
@@ -319,7 +313,7 @@ def narrate(
     from hivid.preconditions import check_narrate
 
     guard("narrate", lambda: check_narrate(video, model_ref))  # fast, before the model loads
-    out = out or Path("outputs/narrate") / video.stem
+    out = out or layout.NARRATE / video.stem
     with progress("narrate") as cb:
         r = guard(
             "narrate",
@@ -344,13 +338,15 @@ def narrate(
 
 
 @main.command()
-@click.option("--stage2", type=PATH, default=Path("outputs/ckpt/stage2"), show_default=True)
+@click.option("--stage2", type=PATH, default=layout.ckpt(2), show_default=True)
 @params_option
 def register(stage2: Path, params: Path) -> None:
     """Register the stage-2 model in MLflow (`hivid-narrator`) and set the `challenger` alias."""
     from hivid.stages import run_register
+    from hivid.tracking.runs import PARENT_ENV
 
-    r = guard("register", lambda: run_register(project_root(), params, stage2))
+    pipeline = os.environ.get(PARENT_ENV) or None  # `hivid register` inside a pipeline run
+    r = guard("register", lambda: run_register(project_root(), params, stage2, None, pipeline))
     click.echo(
         f"registered {r['name']} version {r['version']} as @{r['alias']} (run {r['run_id']})"
     )
@@ -365,8 +361,10 @@ def promote(version: str | None, params: Path) -> None:
     """Promotion gate: make the challenger `champion` if it passed every gate and beats the
     champion on the gate metric by the configured margin."""
     from hivid.stages import run_promote
+    from hivid.tracking.runs import PARENT_ENV
 
-    r = guard("promote", lambda: run_promote(project_root(), params, version))
+    pipeline = os.environ.get(PARENT_ENV) or None  # `hivid promote` inside a pipeline run
+    r = guard("promote", lambda: run_promote(project_root(), params, version, pipeline))
     click.echo(r["text"])
 
 

@@ -8,6 +8,7 @@ from typing import Any
 
 import click
 
+from hivid import layout
 from hivid.cli.common import PATH, guard, params_option, progress, project_root
 
 
@@ -18,20 +19,18 @@ def evaluate() -> None:
 
 
 @evaluate.command("model")
-@click.option(
-    "--model", "model_dir", type=PATH, default=Path("outputs/ckpt/stage2/model"), show_default=True
-)
-@click.option("--dataset", type=PATH, default=Path("outputs/dataset"), show_default=True)
-@click.option("--data", type=PATH, default=Path("data"), show_default=True)
+@click.option("--model", "model_dir", type=PATH, default=layout.model_dir(2), show_default=True)
+@click.option("--dataset", type=PATH, default=layout.DATASET, show_default=True)
+@click.option("--data", type=PATH, default=layout.DATA, show_default=True)
 @click.option(
     "--annotations",
     type=PATH,
-    default=Path("outputs/annotations"),
+    default=layout.ANNOTATIONS,
     show_default=True,
     help="Annotation records the baselines (evaluate.baselines) are built from.",
 )
-@click.option("--out", type=PATH, default=Path("outputs/eval"), show_default=True)
-@click.option("--metrics", type=PATH, default=Path("outputs/eval_metrics.json"), show_default=True)
+@click.option("--out", type=PATH, default=layout.EVAL, show_default=True)
+@click.option("--metrics", type=PATH, default=layout.EVAL_METRICS_SUMMARY, show_default=True)
 @params_option
 def evaluate_model_cmd(
     model_dir: Path,
