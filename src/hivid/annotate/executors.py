@@ -5,9 +5,10 @@ loads its models once (``Models``), and only when a sub-step needs them."""
 from __future__ import annotations
 
 import contextlib
+import functools
 import multiprocessing
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any
@@ -105,6 +106,17 @@ def _dask_task(
     return run_entry(entry, Path(data_root), Path(out_dir), cfg, _WORKER["models"], ids)
 
 
+def _results(
+    finished: Iterable[tuple[dict[str, Any], Callable[[], Outcome]]],
+) -> Iterator[tuple[dict[str, Any], Outcome | BaseException]]:
+    """(entry, its outcome, or the exception getting it raised) for each finished task."""
+    for entry, get in finished:
+        try:
+            yield entry, get()
+        except Exception as exc:
+            yield entry, exc
+
+
 def fan_out(
     todo: list[dict[str, Any]],
     data_root: Path,
@@ -125,11 +137,8 @@ def fan_out(
             n, mp_context=ctx, initializer=_init_worker, initargs=(cfg, ids)
         ) as ex:
             futures = {ex.submit(_worker_task, e, str(data_root), str(out_dir)): e for e in todo}
-            for fut in as_completed(futures):
-                try:
-                    yield futures[fut], fut.result()
-                except Exception as exc:  # a worker died (e.g. killed for memory)
-                    yield futures[fut], exc
+            # a worker that died (e.g. killed for memory) yields its exception
+            yield from _results((futures[f], f.result) for f in as_completed(futures))
 
 
 def _dask(
@@ -166,11 +175,7 @@ def _dask(
             client.submit(_dask_task, e, str(data_root), str(out_dir), cfg, ids, pure=False): e
             for e in todo
         }
-        for fut in dask_completed(futs):
-            try:
-                yield futs[fut], fut.result()
-            except Exception as exc:
-                yield futs[fut], exc
+        yield from _results((futs[f], f.result) for f in dask_completed(futs))
 
 
 def _ray(
@@ -188,10 +193,11 @@ def _ray(
     ray.init(num_cpus=n, include_dashboard=False, ignore_reinit_error=True)
     remote = ray.remote(_dask_task)
     refs = {remote.remote(e, str(data_root), str(out_dir), cfg, ids): e for e in todo}
-    pending = list(refs)
-    while pending:
-        done, pending = ray.wait(pending, num_returns=1)
-        try:
-            yield refs[done[0]], ray.get(done[0])
-        except Exception as exc:
-            yield refs[done[0]], exc
+
+    def finished() -> Iterator[tuple[dict[str, Any], Callable[[], Outcome]]]:
+        pending = list(refs)
+        while pending:
+            done, pending = ray.wait(pending, num_returns=1)
+            yield refs[done[0]], functools.partial(ray.get, done[0])
+
+    yield from _results(finished())
