@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from fractions import Fraction
 from pathlib import Path
 
-import av
 import numpy as np
 import pytest
 
 from hivid.data.decode import DecodeError, SampledFrame, decode_audio, sample_frames
+from tests.helpers import tone, write_scenes
 
 RED, BLUE = (200, 30, 40), (30, 60, 200)
 
@@ -23,40 +22,9 @@ def write_clip(
     sample_rate: int = 22050,
 ) -> Path:
     """H.264 (+ AAC when ``audio`` is int16 mono) mp4 of solid-colour scenes [(seconds, rgb)]."""
-    c = av.open(str(path), mode="w", format="mp4")
-    v = c.add_stream("libx264", rate=fps, options={"preset": "ultrafast", "crf": "20"})
-    v.width, v.height = size
-    v.pix_fmt = "yuv420p"
-    a = None
-    if audio is not None:
-        a = c.add_stream("aac", rate=sample_rate)
-        a.layout = "mono"
-    i = 0
-    for secs, rgb in scenes:
-        arr = np.empty((size[1], size[0], 3), np.uint8)
-        arr[:] = rgb
-        for _ in range(round(secs * fps)):
-            f = av.VideoFrame.from_ndarray(arr, format="rgb24")
-            f.pts, f.time_base = i, Fraction(1, fps)
-            c.mux(v.encode(f))
-            i += 1
-    c.mux(v.encode(None))
-    if a is not None and audio is not None:
-        pcm = (audio.astype(np.float32) / 32768.0).reshape(1, -1)
-        for s in range(0, pcm.shape[1], 1024):
-            fr = av.AudioFrame.from_ndarray(
-                np.ascontiguousarray(pcm[:, s : s + 1024]), format="fltp", layout="mono"
-            )
-            fr.sample_rate, fr.pts, fr.time_base = sample_rate, s, Fraction(1, sample_rate)
-            c.mux(a.encode(fr))
-        c.mux(a.encode(None))
-    c.close()
-    return path
-
-
-def tone(seconds: float, hz: float = 440.0, sr: int = 22050) -> np.ndarray:
-    t = np.arange(round(seconds * sr)) / sr
-    return (0.5 * 32767 * np.sin(2 * np.pi * hz * t)).astype(np.int16)
+    return write_scenes(
+        path, list(scenes), fps=fps, size=size, audio=audio, sample_rate=sample_rate
+    )
 
 
 def test_decode_audio_length_range_and_pitch(tmp_path: Path) -> None:
