@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import pandas as pd
@@ -252,13 +252,20 @@ def _items(annotations: Mapping[str, Any], *path: str) -> Iterable[tuple[str, li
         yield vid, [x for x in items if isinstance(x, Mapping)]
 
 
-def segments_table(annotations: Mapping[str, Any], durations: Mapping[str, float]) -> pd.DataFrame:
-    """One row per ASR segment."""
+def _interval_rows(
+    annotations: Mapping[str, Any],
+    durations: Mapping[str, float],
+    path: tuple[str, ...],
+    text_col: str,
+    extra: Callable[[Mapping[str, Any]], dict[str, Any]] | None = None,
+) -> list[dict[str, Any]]:
+    """Rows of the time intervals at ``path`` of each record (ASR segments, TCoT items): times,
+    the previous start, the overrun past the video, the stripped ``text_col``, plus ``extra``."""
     rows = []
-    for vid, segs in _items(annotations, "asr", "segments"):
-        starts = [num(s.get("start")) for s in segs]
-        for i, (s, prev) in enumerate(zip(segs, _prev(starts), strict=True)):
-            end = num(s.get("end"))
+    for vid, items in _items(annotations, *path):
+        starts = [num(x.get("start")) for x in items]
+        for i, (x, prev) in enumerate(zip(items, _prev(starts), strict=True)):
+            end = num(x.get("end"))
             rows.append(
                 {
                     "video_id": vid,
@@ -266,13 +273,25 @@ def segments_table(annotations: Mapping[str, Any], durations: Mapping[str, float
                     "pos": i + 1,
                     "start": starts[i],
                     "end": end,
-                    "text": _stripped(text(s.get("text"))),
+                    text_col: _stripped(text(x.get(text_col))),
                     "prev_start": prev,
                     "overrun": end - durations[vid],
-                    "relevance": num(s.get("relevance")),
-                    "relevance_type": json_type(s.get("relevance"), "relevance" in s),
+                    **(extra(x) if extra else {}),
                 }
             )
+    return rows
+
+
+def segments_table(annotations: Mapping[str, Any], durations: Mapping[str, float]) -> pd.DataFrame:
+    """One row per ASR segment."""
+
+    def relevance(seg: Mapping[str, Any]) -> dict[str, Any]:
+        return {
+            "relevance": num(seg.get("relevance")),
+            "relevance_type": json_type(seg.get("relevance"), "relevance" in seg),
+        }
+
+    rows = _interval_rows(annotations, durations, ("asr", "segments"), "text", relevance)
     return _frame(rows, SEGMENT_COLUMNS)
 
 
@@ -298,24 +317,7 @@ def frames_table(annotations: Mapping[str, Any], durations: Mapping[str, float])
 
 def tcot_table(annotations: Mapping[str, Any], durations: Mapping[str, float]) -> pd.DataFrame:
     """One row per TCoT observation."""
-    rows = []
-    for vid, items in _items(annotations, "tcot"):
-        starts = [num(x.get("start")) for x in items]
-        for i, (x, prev) in enumerate(zip(items, _prev(starts), strict=True)):
-            end = num(x.get("end"))
-            rows.append(
-                {
-                    "video_id": vid,
-                    "duration": durations[vid],
-                    "pos": i + 1,
-                    "start": starts[i],
-                    "end": end,
-                    "observation": _stripped(text(x.get("observation"))),
-                    "prev_start": prev,
-                    "overrun": end - durations[vid],
-                }
-            )
-    return _frame(rows, TCOT_COLUMNS)
+    return _frame(_interval_rows(annotations, durations, ("tcot",), "observation"), TCOT_COLUMNS)
 
 
 def chapters_table(annotations: Mapping[str, Any], durations: Mapping[str, float]) -> pd.DataFrame:
