@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import json
+import socket
+import threading
+from collections.abc import Iterator
+from contextlib import closing, contextmanager
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from hivid.data.faults import write_clip
 from hivid.data.mp4 import write_mp4
 
 Scene = tuple[float, tuple[int, int, int]] | tuple[float, tuple[int, int, int], str]
@@ -35,6 +40,19 @@ def write_scenes(
             ImageDraw.Draw(img).text((16, 70), scene[2], fill=(255, 255, 255), font=font)
         frames += [np.asarray(img)] * round(secs * fps)
     return write_mp4(path, frames, size=size, fps=fps, audio=audio, sample_rate=sample_rate, crf=20)
+
+
+def write_video(
+    path: Path,
+    seconds: float = 3.0,
+    fps: int = 10,
+    size: tuple[int, int] = (64, 48),
+    audio: bool = True,
+    seed: int = 0,
+) -> Path:
+    """An H.264 mp4 with moving colour blocks and an optional sine-tone AAC track (the fault
+    generator's writer, at test size)."""
+    return write_clip(path, seconds=seconds, fps=fps, size=size, audio=audio, seed=seed)
 
 
 def tone(seconds: float, hz: float = 440.0, sr: int = 22050) -> np.ndarray:
@@ -118,3 +136,43 @@ TINY_PARAMS: dict[str, Any] = {
 }
 """Tiny settings of the same classes the demo uses: 2 short videos, the fast English Whisper, a
 handful of optimizer steps (``params.yaml`` overrides of a test workspace)."""
+
+
+# ---------------------------------------------------------------------------------------------
+# Network
+
+
+@contextmanager
+def blackhole() -> Iterator[int]:
+    """A loopback port that accepts connections and never answers (a hung server)."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(64)
+    held: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept() -> None:
+        sock.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                held.append(sock.accept()[0])
+            except OSError:
+                continue
+
+    t = threading.Thread(target=accept, daemon=True)
+    t.start()
+    try:
+        yield sock.getsockname()[1]
+    finally:
+        stop.set()
+        t.join()
+        for c in held:
+            c.close()
+        sock.close()
+
+
+def free_port() -> int:
+    """A loopback port nobody listens on (closed again at once)."""
+    with closing(socket.socket()) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])

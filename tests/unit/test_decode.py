@@ -97,3 +97,28 @@ def test_missing_and_empty_files(tmp_path: Path) -> None:
     empty.write_bytes(b"")
     with pytest.raises(DecodeError, match="empty file"):
         list(sample_frames(empty))
+
+
+def test_write_mp4_keeps_irregular_frame_times_and_the_audio(tmp_path: Path) -> None:
+    """The one mp4 writer (hivid.data.mp4): each frame at its own time, to the millisecond, and
+    int16 audio of the given length."""
+    import av
+
+    from hivid.data.mp4 import write_mp4
+
+    times = [0.0, 0.1, 0.35, 0.4, 1.0]
+    frames = [np.full((48, 64, 3), 40 * i, np.uint8) for i in range(len(times))]
+    path = write_mp4(
+        tmp_path / "irregular.mp4",
+        frames,
+        size=(64, 48),
+        fps=10,
+        times=times,
+        audio=tone(1.5),
+        sample_rate=22050,
+    )
+    with av.open(str(path)) as c:
+        got = [float(f.time) for f in c.decode(video=0)]
+    assert got == pytest.approx(times, abs=1e-3)
+    audio = decode_audio(path)
+    assert audio is not None and len(audio) / 16000 == pytest.approx(1.5, abs=0.05)
