@@ -6,7 +6,7 @@
         tests/data/eval/reference_scores.json
 
 Dense: ``hivid.evaluation.dense.evaluate_files`` (SODA_c + densevid metrics, one METEOR process,
-one PTB run) against the reference-semantics evaluators of tests/unit/test_eval_reference.py
+one PTB run) against the reference-semantics evaluators of tests/eval_reference.py
 (pycocoevalcap's scorers driven as evaluate2018.py and SODA v1.1 drive them). Captions:
 ``score_captions`` against pycocoevalcap run as COCOEvalCap runs it. Prints every metric from both
 sides, the largest difference and the wall-clock ratio. Wall times include each side's JVM
@@ -51,7 +51,7 @@ def _table(
 def dense(
     gt_paths: list[Path], pred_path: Path
 ) -> tuple[dict[str, float], dict[str, Any], float, float]:
-    from tests.unit.test_eval_reference import reference_densevid, reference_soda_c
+    from tests.eval_reference import reference_densevid, reference_soda_c
 
     from hivid.evaluation.dense import TIOUS, evaluate_files
 

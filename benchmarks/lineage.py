@@ -3,7 +3,7 @@ side in one run, and how long the audit takes to give up on a down or hung serve
 
     .venv/bin/python benchmarks/lineage.py [--videos 20] [--mb 1] [--repeats 3] [--json]
 
-Builds a complete audit chain (``build_chain`` of tests/unit/test_audit.py: a git + DVC project
+Builds a complete audit chain (``build_chain`` of tests/audit_chain.py: a git + DVC project
 with ``--videos`` raw videos of ``--mb`` MiB, every stage run in an embedded MLflow store, a
 warm-started model version registered with the real registry code and the nightly's own commit)
 whose DVC remote is a bucket on a private SeaweedFS server (tests/s3server.py, 127.0.0.1 only).
@@ -70,9 +70,9 @@ def main() -> None:
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
 
+    from tests.audit_chain import DVC, MODEL, build_chain, run
+    from tests.helpers import blackhole, free_port
     from tests.s3server import S3Server
-    from tests.unit.test_audit import DVC, MODEL, build_chain, run
-    from tests.unit.test_audit_s3 import blackhole, free_port
 
     from hivid.tracking.audit import trace
 

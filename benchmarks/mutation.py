@@ -45,12 +45,15 @@ WORK = ROOT / ".cache" / "mutation"
 SCORES = WORK / "scores.json"
 
 # module (under src/hivid) -> the fast tests that carry its promises (globs; slow ones deselected)
+AUDIT_TESTS = [
+    "tests/unit/test_audit*.py",
+    "tests/unit/test_lineage*.py",
+    "tests/unit/test_warmstart.py",
+]
 MODULES: dict[str, list[str]] = {
-    "tracking/audit.py": [
-        "tests/unit/test_audit*.py",
-        "tests/unit/test_lineage*.py",
-        "tests/unit/test_warmstart.py",
-    ],
+    "tracking/audit.py": AUDIT_TESTS,
+    "tracking/audit_links.py": AUDIT_TESTS,  # the chain's vocabulary, split out of audit.py
+    "tracking/audit_model.py": AUDIT_TESTS,  # its model-end checks, split out of audit.py
     "tracking/promotion.py": ["tests/unit/test_promotion.py"],
     # the plan and records; the weight-moving functions (warm_model, keep_weights, keep_champion)
     # are reached only by test_warmstart.py's training tests (minutes per surviving mutant):

@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from tests.conftest import write_video
+from tests.helpers import write_video
 from tests.s3server import S3Server, iter_keys
 
 META = {

@@ -11,6 +11,8 @@ from typing import Any
 
 import pytest
 
+from tests.helpers import TINY_PARAMS as BASE_TINY_PARAMS
+
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -26,14 +28,7 @@ def prefect_harness() -> Iterator[None]:
 # a handful of optimizer steps. A 4-step model cannot beat the trivial baseline, so these
 # workspaces switch the promotion floor off: the tests that use them need a champion (lineage,
 # warm start); test_gates.py runs the floor on a deliberately broken config.
-TINY_PARAMS: dict[str, Any] = {
-    "demo": {"videos": 2},
-    "annotate": {"asr_model": "tiny.en"},
-    "train_stage1": {"max_steps": 4},
-    "train_stage2": {"max_steps": 4},
-    "evaluate": {"max_new_tokens": 48},
-    "registry": {"promotion": {"baseline": None}},
-}
+TINY_PARAMS: dict[str, Any] = {**BASE_TINY_PARAMS, "registry": {"promotion": {"baseline": None}}}
 
 
 def make_workspace(tmp: Path, overrides: dict[str, Any], videos: int = 2) -> Path:

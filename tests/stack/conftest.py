@@ -20,16 +20,10 @@ from typing import Any
 
 import pytest
 
+from tests.helpers import TINY_PARAMS
+
 REPO = Path(__file__).resolve().parents[2]
 STACK_PY = REPO / "infra" / "stack.py"
-
-TINY_PARAMS: dict[str, Any] = {
-    "demo": {"videos": 2},
-    "annotate": {"asr_model": "tiny.en"},
-    "train_stage1": {"max_steps": 4},
-    "train_stage2": {"max_steps": 4},
-    "evaluate": {"max_new_tokens": 48},
-}
 
 
 class StackInfo:

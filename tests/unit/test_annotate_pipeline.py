@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import json
-from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
-import av
 import numpy as np
 import pytest
-from PIL import Image, ImageDraw, ImageFont
 
 from hivid.annotate.asr import ASRResult
 from hivid.annotate.batch import AnnotateSummary, annotate_batch
@@ -21,6 +18,7 @@ from hivid.annotate.steps import annotate_video
 from hivid.configbase import ConfigError, from_mapping
 from hivid.data.probe import sha256_file
 from hivid.labels import SCRIPT_LABELS, word_budget
+from tests.helpers import write_scenes
 
 RED, BLUE = (200, 30, 40), (30, 60, 200)
 SPEECH = "Meet the new red shampoo. It costs only fifty nine dollars. Order yours now."
@@ -35,37 +33,9 @@ def write_clip(
     sample_rate: int = 22050,
 ) -> Path:
     """H.264 (+ AAC for int16 ``audio``) mp4 of scenes [(seconds, background, on-screen text)]."""
-    c = av.open(str(path), mode="w", format="mp4")
-    v = c.add_stream("libx264", rate=fps, options={"preset": "ultrafast", "crf": "20"})
-    v.width, v.height = size
-    v.pix_fmt = "yuv420p"
-    a = None
-    if audio is not None:  # every stream must exist before the first packet is muxed
-        a = c.add_stream("aac", rate=sample_rate)
-        a.layout = "mono"
-    i = 0
-    font = ImageFont.load_default(size=24)
-    for secs, bg, text in scenes:
-        img = Image.new("RGB", size, bg)
-        ImageDraw.Draw(img).text((16, 70), text, fill=(255, 255, 255), font=font)
-        arr = np.asarray(img)
-        for _ in range(round(secs * fps)):
-            f = av.VideoFrame.from_ndarray(arr, format="rgb24")
-            f.pts, f.time_base = i, Fraction(1, fps)
-            c.mux(v.encode(f))
-            i += 1
-    c.mux(v.encode(None))
-    if a is not None and audio is not None:
-        pcm = (audio.astype(np.float32) / 32768.0).reshape(1, -1)
-        for s in range(0, pcm.shape[1], 1024):
-            fr = av.AudioFrame.from_ndarray(
-                np.ascontiguousarray(pcm[:, s : s + 1024]), format="fltp", layout="mono"
-            )
-            fr.sample_rate, fr.pts, fr.time_base = sample_rate, s, Fraction(1, sample_rate)
-            c.mux(a.encode(fr))
-        c.mux(a.encode(None))
-    c.close()
-    return path
+    return write_scenes(
+        path, list(scenes), fps=fps, size=size, audio=audio, sample_rate=sample_rate
+    )
 
 
 def entry(root: Path, name: str, duration: float, has_audio: bool) -> dict[str, Any]:

@@ -7,13 +7,11 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
-from contextlib import closing, contextmanager
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -23,8 +21,9 @@ from mlflow.tracking import MlflowClient
 
 from hivid.tracking.audit import trace
 from hivid.tracking.dvcobjects import object_rel
+from tests.audit_chain import DVC, MODEL, Chain, assert_only, build_chain, flip, run, statuses
+from tests.helpers import blackhole, free_port
 from tests.s3server import S3Server
-from tests.unit.test_audit import DVC, MODEL, Chain, assert_only, build_chain, flip, run, statuses
 
 EXPERIMENT = "audit-s3"
 
@@ -136,41 +135,6 @@ def test_tamper_model_file_in_the_bucket(s3_chain: tuple[Chain, S3Server, str, P
     key = model_key(server, bucket, "2", "MLmodel")
     with s3_replaced(server, bucket, key, lambda old: old + b"\n# edited\n"):
         assert_only(trace(clone, MODEL), "model files")
-
-
-@contextmanager
-def blackhole() -> Iterator[int]:
-    """A loopback port that accepts connections and never answers (a hung server)."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
-    sock.listen(64)
-    held: list[socket.socket] = []
-    stop = threading.Event()
-
-    def accept() -> None:
-        sock.settimeout(0.2)
-        while not stop.is_set():
-            try:
-                held.append(sock.accept()[0])
-            except OSError:
-                continue
-
-    t = threading.Thread(target=accept, daemon=True)
-    t.start()
-    try:
-        yield sock.getsockname()[1]
-    finally:
-        stop.set()
-        t.join()
-        for c in held:
-            c.close()
-        sock.close()
-
-
-def free_port() -> int:
-    with closing(socket.socket()) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def hivid(cwd: Path, *args: str, env: dict[str, str] | None = None) -> tuple[Any, float]:

@@ -20,8 +20,8 @@ from hivid.data.ingest import (
     write_ingest_outputs,
 )
 from hivid.data.probe import ProbeError, ProbeWorker, probe_video
+from tests.helpers import write_video
 
-from ..conftest import write_video
 from ..expected_faults import ACCEPTED, ALL, QUARANTINED, reason_matches
 
 META = {

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import math
 import os
 import re
 import shutil
@@ -14,6 +13,8 @@ from typing import Any
 
 import pytest
 import yaml
+
+from tests.quality_batches import short_record
 
 from ..expected_faults import ALL, QUARANTINED, reason_matches, unanchored
 
@@ -27,34 +28,6 @@ def hivid(ws: Path, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
         [str(exe), *args], cwd=ws, capture_output=True, text=True, env=env, timeout=300
     )
-
-
-def short_record(row: dict[str, Any]) -> dict[str, Any]:
-    """A valid annotation record for a video of any length >= 1 s: two halves as chapters."""
-    d = float(row["duration"])
-    cuts = [(0.0, d / 2), (d / 2, d)]
-    return {
-        "schema_version": 1,
-        "video_id": row["video_id"],
-        "sha256": row["sha256"],
-        "duration": d,
-        "asr": {
-            "audio": True,
-            "segments": [
-                {"start": a + 0.1, "end": b - 0.1, "text": f"Sentence {i}."}
-                for i, (a, b) in enumerate(cuts)
-            ],
-        },
-        "frames": {
-            "fps": 1.0,
-            "items": [{"index": i, "t": float(i), "ocr_text": None} for i in range(math.floor(d))],
-        },
-        "tcot": [{"start": a, "end": b, "observation": "A bottle."} for a, b in cuts],
-        "chapters": [
-            {"start": a, "end": b, "title": f"Part {i + 1}", "summary": "The bottle."}
-            for i, (a, b) in enumerate(cuts)
-        ],
-    }
 
 
 def _params(ws: Path, **quality: Any) -> None:

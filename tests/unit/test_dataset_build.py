@@ -6,8 +6,7 @@ import json
 from pathlib import Path
 
 from hivid.dataset.build import DatasetConfig, build_dataset
-
-from ..conftest import write_video
+from tests.helpers import write_video
 
 
 def test_sentences_dropped_by_the_relevance_filter_are_not_model_input(tmp_path: Path) -> None:

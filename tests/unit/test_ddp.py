@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from hivid.training.fit import TrainResult
-from tests.unit.test_training import make_dataset
+from tests.helpers import make_dataset
 
 ROOT = Path(__file__).resolve().parents[2]
 

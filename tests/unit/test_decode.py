@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from fractions import Fraction
 from pathlib import Path
 
-import av
 import numpy as np
 import pytest
 
 from hivid.data.decode import DecodeError, SampledFrame, decode_audio, sample_frames
+from tests.helpers import tone, write_scenes
 
 RED, BLUE = (200, 30, 40), (30, 60, 200)
 
@@ -23,40 +22,9 @@ def write_clip(
     sample_rate: int = 22050,
 ) -> Path:
     """H.264 (+ AAC when ``audio`` is int16 mono) mp4 of solid-colour scenes [(seconds, rgb)]."""
-    c = av.open(str(path), mode="w", format="mp4")
-    v = c.add_stream("libx264", rate=fps, options={"preset": "ultrafast", "crf": "20"})
-    v.width, v.height = size
-    v.pix_fmt = "yuv420p"
-    a = None
-    if audio is not None:
-        a = c.add_stream("aac", rate=sample_rate)
-        a.layout = "mono"
-    i = 0
-    for secs, rgb in scenes:
-        arr = np.empty((size[1], size[0], 3), np.uint8)
-        arr[:] = rgb
-        for _ in range(round(secs * fps)):
-            f = av.VideoFrame.from_ndarray(arr, format="rgb24")
-            f.pts, f.time_base = i, Fraction(1, fps)
-            c.mux(v.encode(f))
-            i += 1
-    c.mux(v.encode(None))
-    if a is not None and audio is not None:
-        pcm = (audio.astype(np.float32) / 32768.0).reshape(1, -1)
-        for s in range(0, pcm.shape[1], 1024):
-            fr = av.AudioFrame.from_ndarray(
-                np.ascontiguousarray(pcm[:, s : s + 1024]), format="fltp", layout="mono"
-            )
-            fr.sample_rate, fr.pts, fr.time_base = sample_rate, s, Fraction(1, sample_rate)
-            c.mux(a.encode(fr))
-        c.mux(a.encode(None))
-    c.close()
-    return path
-
-
-def tone(seconds: float, hz: float = 440.0, sr: int = 22050) -> np.ndarray:
-    t = np.arange(round(seconds * sr)) / sr
-    return (0.5 * 32767 * np.sin(2 * np.pi * hz * t)).astype(np.int16)
+    return write_scenes(
+        path, list(scenes), fps=fps, size=size, audio=audio, sample_rate=sample_rate
+    )
 
 
 def test_decode_audio_length_range_and_pitch(tmp_path: Path) -> None:
@@ -129,3 +97,28 @@ def test_missing_and_empty_files(tmp_path: Path) -> None:
     empty.write_bytes(b"")
     with pytest.raises(DecodeError, match="empty file"):
         list(sample_frames(empty))
+
+
+def test_write_mp4_keeps_irregular_frame_times_and_the_audio(tmp_path: Path) -> None:
+    """The one mp4 writer (hivid.data.mp4): each frame at its own time, to the millisecond, and
+    int16 audio of the given length."""
+    import av
+
+    from hivid.data.mp4 import write_mp4
+
+    times = [0.0, 0.1, 0.35, 0.4, 1.0]
+    frames = [np.full((48, 64, 3), 40 * i, np.uint8) for i in range(len(times))]
+    path = write_mp4(
+        tmp_path / "irregular.mp4",
+        frames,
+        size=(64, 48),
+        fps=10,
+        times=times,
+        audio=tone(1.5),
+        sample_rate=22050,
+    )
+    with av.open(str(path)) as c:
+        got = [float(f.time) for f in c.decode(video=0)]
+    assert got == pytest.approx(times, abs=1e-3)
+    audio = decode_audio(path)
+    assert audio is not None and len(audio) / 16000 == pytest.approx(1.5, abs=0.05)

@@ -61,7 +61,7 @@ def test_trivial_baseline_one_chapter_per_shot_titled_with_the_product_name() ->
 def untrained_model(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     from hivid.models.narrator import narrator_config
     from hivid.training.fit import TrainConfig, train_stage
-    from tests.unit.test_training import make_dataset
+    from tests.helpers import make_dataset
 
     root = tmp_path_factory.mktemp("evalbase")
     data = make_dataset(root / "dataset", n_videos=4)

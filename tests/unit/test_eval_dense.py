@@ -14,7 +14,7 @@ from hivid.evaluation.dense import check_inputs, dense_scores, evaluate_files
 from hivid.evaluation.meteor import Meteor
 from hivid.evaluation.soda import max_alignment, tiou_matrix, video_soda
 from hivid.evaluation.tokenize import CaptionTokenizer
-from tests.unit.test_eval_reference import recursive_dp, ref_iou
+from tests.eval_reference import recursive_dp, ref_iou
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "eval"
 
@@ -178,7 +178,7 @@ def test_cli_dense_json(tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_fixture_equals_reference_live() -> None:
     from hivid.evaluation.dense import TIOUS
-    from tests.unit.test_eval_reference import reference_densevid, reference_soda_c
+    from tests.eval_reference import reference_densevid, reference_soda_c
 
     gt = json.loads((DATA / "dense_gt.json").read_text())
     pred = json.loads((DATA / "dense_pred.json").read_text())
@@ -210,7 +210,7 @@ def test_two_reference_files_equal_reference_numbers(meteor: Meteor) -> None:
 def test_reference_code_cannot_score_chinese() -> None:
     """The reference semantics on the Chinese set: SODA_c is 0 and the dense evaluator crashes in
     CIDEr (every sentence is empty after non-ASCII removal); ours scores it (fast test above)."""
-    from tests.unit.test_eval_reference import reference_densevid, reference_soda_c
+    from tests.eval_reference import reference_densevid, reference_soda_c
 
     gt = json.loads((DATA / "zh_gt.json").read_text())
     pred = json.loads((DATA / "zh_pred.json").read_text())

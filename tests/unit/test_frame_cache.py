@@ -15,8 +15,7 @@ from hivid.data import decode
 from hivid.data.probe import sha256_file
 from hivid.dataset.build import DatasetConfig, build_dataset
 from hivid.dataset.frame_cache import cache_key, sampler_fingerprint
-
-from ..conftest import write_video
+from tests.helpers import write_video
 
 CFG = DatasetConfig(val_fraction=0.0, test_fraction=0.0, frame_size=16, max_frames=8)
 

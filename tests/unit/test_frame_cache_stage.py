@@ -12,12 +12,10 @@ from click.testing import CliRunner
 
 from hivid.cli import main
 
-from .test_quality_stages import project  # noqa: F401 - the module-scoped project fixture
-
 DATA_FILES = ("splits.json", "summary.json", "train.jsonl", "val.jsonl", "test.jsonl")
 
 
-def _cli(project: Path, out: str) -> str:  # noqa: F811 - fixture name as a plain argument
+def _cli(project: Path, out: str) -> str:
     args = [
         "build-dataset",
         *("--data", str(project / "data")),
@@ -34,7 +32,7 @@ def _cli(project: Path, out: str) -> str:  # noqa: F811 - fixture name as a plai
 
 
 def test_cli_frame_cache_cold_then_warm(
-    project: Path,  # noqa: F811
+    project: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)

@@ -7,8 +7,7 @@ import pytest
 
 from hivid.data.ingest import IngestConfig, MetadataError, ingest, load_metadata
 from hivid.data.probe import ProbeError, probe_video
-
-from ..conftest import write_video
+from tests.helpers import write_video
 
 META = {
     "brand": "Acme",

@@ -38,8 +38,7 @@ from hivid.data.ingest import (
     video_id_problem,
     write_ingest_outputs,
 )
-
-from ..conftest import write_video
+from tests.helpers import write_video
 
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "40"))
 CLIPS = 14

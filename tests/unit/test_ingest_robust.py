@@ -14,8 +14,7 @@ import pytest
 import yaml
 
 from hivid.data.ingest import IngestConfig, ingest, write_ingest_outputs
-
-from ..conftest import write_video
+from tests.helpers import write_video
 
 META = {
     "brand": "Acme",

@@ -18,7 +18,7 @@ from hivid.configbase import ConfigError, from_mapping
 from hivid.data.intake import LEDGER, IntakeConfig, IntakeError, S3Landing, intake
 from hivid.pipeline import data_status, run_intake
 from hivid.tracking.lineage import data_md5
-from tests.conftest import write_video
+from tests.helpers import write_video
 from tests.landing import META, Zone, files_under, sha
 from tests.s3server import S3Server
 

@@ -44,7 +44,7 @@ def demo_and_model(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     from hivid.data.demo import DemoConfig, generate_demo_corpus
     from hivid.models.narrator import narrator_config
     from hivid.training.fit import TrainConfig, train_stage
-    from tests.unit.test_training import make_dataset
+    from tests.helpers import make_dataset
 
     root = tmp_path_factory.mktemp("narrate")
     cfg = DemoConfig(videos=1, min_duration=20.0, max_duration=22.0)

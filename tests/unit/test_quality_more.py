@@ -12,8 +12,7 @@ import pytest
 from hivid.quality.gate import GateResult, run_eval_gate, run_gate, run_splits_gate
 from hivid.quality.suites import QualityConfig
 from hivid.quality.tables import expected_split_sizes, nonfinite_paths
-
-from .test_quality_gate import batch, manifest_row, reasons, record
+from tests.quality_batches import batch, manifest_row, reasons, record
 
 
 @pytest.fixture(scope="module")

@@ -12,8 +12,7 @@ import pytest
 
 from hivid.quality.gate import run_gate
 from hivid.quality.suites import QualityConfig
-
-from .test_quality_gate import batch
+from tests.quality_batches import batch
 
 BROWSERS = ("chromium", "chromium-browser", "google-chrome")
 

@@ -19,8 +19,7 @@ from hivid.quality.tables import (
     num,
     videos_table,
 )
-
-from .test_quality_gate import batch, manifest_row, record
+from tests.quality_batches import batch, manifest_row, record
 
 
 def test_config_defaults_and_validation() -> None:

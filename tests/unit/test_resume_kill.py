@@ -16,7 +16,7 @@ import torch
 from hivid.models.narrator import narrator_config
 from hivid.training.config import env_global_rank
 from hivid.training.fit import TrainConfig, train_stage
-from tests.unit.test_training import make_dataset
+from tests.helpers import make_dataset
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-import json
 from pathlib import Path
 from typing import Any
 
@@ -25,64 +24,7 @@ from hivid.training.datamodule import (
 from hivid.training.fit import TrainConfig, TrainResult, train_stage
 from hivid.training.generate import generate_chapters
 from hivid.training.module import NarratorLightningModule, StageError, trainable_parameter_names
-
-WORDS = [
-    "red",
-    "bottle",
-    "shampoo",
-    "soft",
-    "hair",
-    "foam",
-    "rinse",
-    "price",
-    "bargain",
-    "gentle",
-    "scent",
-    "洗发水",
-    "特价",
-    "柔顺",
-]
-
-
-def make_dataset(root: Path, n_videos: int = 6, seed: int = 0, image: int = 40) -> Path:
-    """Write a dataset directory in the build_dataset format: random frames, short texts."""
-    rng = np.random.default_rng(seed)
-    (root / "frames").mkdir(parents=True, exist_ok=True)
-    splits: dict[str, list[dict[str, Any]]] = {"train": [], "val": [], "test": []}
-
-    def words(k: int) -> str:
-        return " ".join(rng.choice(WORDS, size=k))
-
-    for v in range(n_videos):
-        n = int(rng.integers(3, 7))
-        vid = f"vid{v:02d}"
-        np.save(
-            root / "frames" / f"{vid}.npy", rng.integers(0, 256, (n, image, image, 3), np.uint8)
-        )
-        half = n / 2
-        rec = {
-            "video_id": vid,
-            "duration": float(n),
-            "frame_times": [float(i) for i in range(n)],
-            "frames": f"frames/{vid}.npy",
-            "asr": [
-                {"start": 0.2, "end": 1.5, "text": words(4)},
-                {"start": half + 0.3, "end": n - 0.5, "text": words(3)},
-            ]
-            if v % 3
-            else [],  # some videos have no speech
-            "tcot": [{"start": 0.0, "end": half, "observation": words(4)}],
-            "chapters": [
-                {"start": 0.0, "end": half, "title": words(2), "summary": words(4)},
-                {"start": half, "end": float(n), "title": words(2), "summary": words(3)},
-            ],
-        }
-        split = "train" if v < n_videos - 2 else ("val" if v == n_videos - 2 else "test")
-        splits[split].append(rec)
-    for split, recs in splits.items():
-        lines = [json.dumps(r, ensure_ascii=False) for r in recs]
-        (root / f"{split}.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
-    return root
+from tests.helpers import make_dataset
 
 
 @pytest.fixture(scope="module")

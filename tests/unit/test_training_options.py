@@ -22,7 +22,7 @@ from hivid.models.sequence import keyword_example
 from hivid.models.tokenizer import train_bpe_tokenizer
 from hivid.training.datamodule import collate, prepare_sample
 from hivid.training.module import NarratorLightningModule
-from tests.unit.test_training import make_dataset
+from tests.helpers import make_dataset
 
 
 @pytest.fixture(scope="module")

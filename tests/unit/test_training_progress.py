@@ -67,7 +67,7 @@ def test_train_stage_prints_progress_lines(
 ) -> None:
     from hivid.models.narrator import narrator_config
     from hivid.training.fit import TrainConfig, train_stage
-    from tests.unit.test_training import make_dataset
+    from tests.helpers import make_dataset
 
     data = make_dataset(tmp_path / "dataset", n_videos=3)
     tcfg = TrainConfig(max_steps=3, batch_size=1, max_frames=4, limit_val_batches=0,

@@ -137,7 +137,7 @@ def test_constant_rate_is_never_vfr_and_vfr_is_scale_free(
 
 
 def _chaptered(vid: str, duration: float, cuts: list[float]) -> tuple[dict, dict]:
-    from .test_quality_gate import manifest_row, record
+    from tests.quality_batches import manifest_row, record
 
     row = manifest_row(vid, duration=duration)
     rec = record(row)

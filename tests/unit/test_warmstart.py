@@ -26,7 +26,7 @@ from hivid.training.warmstart import (
     split_videos_with_hashes,
     warm_steps,
 )
-from tests.unit.test_training import make_dataset
+from tests.helpers import make_dataset
 
 STEPS = {"stage1": 300, "stage2": 150}
 

@@ -16,11 +16,12 @@ import shutil
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass
-from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from hivid.data.mp4 import write_mp4
 
 DEFAULT_METADATA: dict[str, Any] = {
     "title": "Fault Fixture Bottle 500ml",
@@ -146,75 +147,40 @@ def write_clip(
 
     Deterministic for a given ``seed``: the pixels, the tone and every timestamp are fixed.
     """
-    import av
-
-    path.parent.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
     w, h = size
     times = frame_times if frame_times is not None else [i / fps for i in range(int(seconds * fps))]
-    options = {"movflags": "+faststart"} if faststart else {}
-    with av.open(str(path), "w", format="mp4", options=options) as out:
-        vs = None
-        if video:
-            vs = out.add_stream("libx264", rate=fps)
-            vs.width, vs.height, vs.pix_fmt = w, h, "yuv420p"
-            vs.time_base = Fraction(1, 1000)
-            vs.codec_context.time_base = Fraction(1, 1000)  # irregular times survive encoding
-            vs.options = {"preset": "ultrafast", "crf": "30"}
-        as_ = None
-        if audio:
-            as_ = out.add_stream("aac", rate=16000)
-            as_.layout = "mono"
-        if vs is not None:
-            base = rng.integers(0, 255, size=3)
-            for i, t in enumerate(times):
-                img = np.zeros((h, w, 3), np.uint8)
-                img[:] = (base + i * 9) % 255
-                img[: h // 2, (i * 5) % w :] = 255
-                frame = av.VideoFrame.from_ndarray(img, format="rgb24")
-                frame.pts = round(t * 1000)
-                frame.time_base = Fraction(1, 1000)
-                for p in vs.encode(frame):
-                    out.mux(p)
-            for p in vs.encode():
-                out.mux(p)
-        if as_ is not None:
-            sr, chunk = 16000, 1024
-            tone = 220 + 40 * int(rng.integers(0, 10))
-            secs = np.arange(int(seconds * sr)) / sr
-            wave = (0.2 * np.sin(2 * np.pi * tone * secs)).astype(np.float32)
-            for start in range(0, len(wave), chunk):
-                block = av.AudioFrame.from_ndarray(
-                    wave[None, start : start + chunk], format="flt", layout="mono"
-                )
-                block.sample_rate = sr
-                block.pts = start
-                block.time_base = Fraction(1, sr)
-                for p in as_.encode(block):
-                    out.mux(p)
-            for p in as_.encode():
-                out.mux(p)
-    return path
+    frames: list[np.ndarray] = []
+    if video:
+        base = rng.integers(0, 255, size=3)
+        for i in range(len(times)):
+            img = np.zeros((h, w, 3), np.uint8)
+            img[:] = (base + i * 9) % 255
+            img[: h // 2, (i * 5) % w :] = 255
+            frames.append(img)
+    wave = None
+    if audio:
+        sr = 16000
+        tone = 220 + 40 * int(rng.integers(0, 10))
+        secs = np.arange(int(seconds * sr)) / sr
+        wave = (0.2 * np.sin(2 * np.pi * tone * secs)).astype(np.float32)
+    return write_mp4(
+        path,
+        frames,
+        size=size,
+        fps=fps,
+        times=times,
+        audio=wave,
+        sample_rate=16000,
+        faststart=faststart,
+        video=video,
+    )
 
 
 def write_huge_frame(path: Path, width: int = 7680, height: int = 4320) -> Path:
     """One flat-grey frame of ``width`` x ``height`` (a few KB of H.264)."""
-    import av
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with av.open(str(path), "w", format="mp4") as out:
-        vs = out.add_stream("libx264", rate=1)
-        vs.width, vs.height, vs.pix_fmt = width, height, "yuv420p"
-        vs.options = {"preset": "ultrafast"}
-        frame = av.VideoFrame(width, height, "yuv420p")
-        for plane in frame.planes:
-            plane.update(bytes([128]) * plane.buffer_size)
-        frame.pts = 0
-        for p in vs.encode(frame):
-            out.mux(p)
-        for p in vs.encode():
-            out.mux(p)
-    return path
+    grey = np.full((height, width, 3), 128, np.uint8)
+    return write_mp4(path, [grey], size=(width, height), fps=1, crf=23)
 
 
 def write_zero_duration(path: Path, seed: int = 0) -> Path:

@@ -23,10 +23,10 @@ import contextlib
 import csv
 import io
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from hivid.configbase import require
 from hivid.evaluation.baselines import BASELINES, baseline_chapters, metric_key
@@ -41,6 +41,7 @@ from hivid.evaluation.dense import (
     localization_scores,
 )
 from hivid.io import read_json, read_jsonl, write_bytes_atomic, write_json, write_jsonl
+from hivid.records import AnnotationRecord, DatasetRow
 
 if TYPE_CHECKING:
     from hivid.evaluation.meteor import Meteor
@@ -90,7 +91,9 @@ class EvaluateConfig:
         require(not unknown, f"evaluate.baselines: unknown {unknown} (known: {list(BASELINES)})")
 
 
-def to_activitynet_gt(vid: str, duration: float, chapters: list[dict[str, Any]]) -> dict[str, Any]:
+def to_activitynet_gt(
+    vid: str, duration: float, chapters: Sequence[Mapping[str, Any]]
+) -> dict[str, Any]:
     return {
         "duration": duration,
         "timestamps": [[c["start"], c["end"]] for c in chapters],
@@ -98,7 +101,7 @@ def to_activitynet_gt(vid: str, duration: float, chapters: list[dict[str, Any]])
     }
 
 
-def _sentence(chapter: dict[str, Any]) -> str:
+def _sentence(chapter: Mapping[str, Any]) -> str:
     title, summary = chapter.get("title", ""), chapter.get("summary", "")
     return f"{title}. {summary}".strip(". ") if summary else str(title)
 
@@ -147,12 +150,14 @@ def _prediction(results: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
     return {"version": "VERSION 1.0", "results": results, "external_data": {"used": False}}
 
 
-def _annotation(annotations_dir: Path | None, vid: str) -> dict[str, Any] | None:
+def _annotation(annotations_dir: Path | None, vid: str) -> AnnotationRecord | None:
+    """The annotate stage's record of ``vid`` (None when absent or unreadable; the baselines read
+    it defensively)."""
     if annotations_dir is None:
         return None
     path = annotations_dir / f"{vid}.json"
     try:
-        return read_json(path) if path.is_file() else None
+        return cast(AnnotationRecord, read_json(path)) if path.is_file() else None
     except (ValueError, OSError):
         return None
 
@@ -171,7 +176,7 @@ def _evaluate_model(
     from hivid.narrate import parse_tcot
     from hivid.training.generate import generate_chapters
 
-    rows = read_jsonl(dataset_dir / f"{cfg.split}.jsonl")
+    rows = cast(list[DatasetRow], read_jsonl(dataset_dir / f"{cfg.split}.jsonl"))
     if not rows:
         raise ValueError(f"{dataset_dir / (cfg.split + '.jsonl')}: the {cfg.split} split is empty")
     model, tokenizer = load_narrator(model_dir)
@@ -180,7 +185,7 @@ def _evaluate_model(
     results: dict[str, list[dict[str, Any]]] = {}
     generations: list[dict[str, Any]] = []
     sources: dict[str, str] = {}
-    gt_chapters: dict[str, list[dict[str, Any]]] = {}
+    gt_chapters: dict[str, Sequence[Mapping[str, Any]]] = {}
     pred_chapters: dict[str, list[dict[str, Any]]] = {}
     base_chapters: dict[str, dict[str, list[dict[str, Any]]]] = {b: {} for b in cfg.baselines}
     check_totals: dict[str, int] = {}
@@ -194,8 +199,9 @@ def _evaluate_model(
         vid = row["video_id"]
         if progress:
             progress(vid, i, len(rows))
-        if row.get("ground_truth"):
-            ref = read_json(data_root / row["ground_truth"])
+        gt_file = row.get("ground_truth")
+        if gt_file:
+            ref = read_json(data_root / gt_file)
             gt[vid] = to_activitynet_gt(vid, ref["duration"], ref["chapters"])
             gt_chapters[vid] = ref["chapters"]
             sources[vid] = "ground_truth"
@@ -303,7 +309,7 @@ def _evaluate_model(
 
 
 def narration_metrics(
-    gt_chapters: dict[str, list[dict[str, Any]]],
+    gt_chapters: Mapping[str, Sequence[Mapping[str, Any]]],
     pred_chapters: dict[str, list[dict[str, Any]]],
     results: dict[str, list[dict[str, Any]]],
     cfg: EvaluateConfig,

@@ -1,209 +1,66 @@
-"""Flat pandas tables built from the manifest and the annotation records (input of the GX suites).
+"""Every gate's tables under their old names (the code lives with its gate).
 
-One row per manifest row / ASR segment / 1 fps frame / TCoT item / chapter, plus one row per
-annotated video (``videos``) holding the per-video aggregates (frame count, chapter coverage,
-structural problems) that a column expectation can then check. Every table has a fixed column set
-and dtype (see ``*_COLUMNS``), also when it is empty, so a suite never fails on a missing column.
-
-Values are coerced defensively: a time that is not a real number (a string, ``None``, a bool)
-becomes NaN, text that is not a string becomes ``None``; the suites then report them as missing.
-Rows keep ``video_id`` and the video ``duration`` (from the manifest, the probed truth) so a failed
-row maps back to its video, and ``row`` (the positional index) so a GX unexpected-index entry maps
-back to the full row. ``pos`` is the 1-based position of the item inside its video.
+``hivid.quality.columns`` holds the shared coercion helpers; ``annotations.tables``,
+``splits.tables`` and ``eval.tables`` hold each gate's column sets and table builders.
+``TABLES`` maps every table name to its column dtypes; the suites are written against these names.
 """
 
 from __future__ import annotations
 
-import json
-import math
-from collections.abc import Iterable, Mapping
-from typing import Any
-
-import numpy as np
-import pandas as pd
-
-FLOAT = "float64"
-OBJ = "object"
-BOOL = "bool"
-INT = "int64"
-
-MANIFEST_COLUMNS: dict[str, str] = {
-    "row": INT,
-    "video_id": OBJ,
-    "sha256": OBJ,
-    "duration": FLOAT,
-    "fps": FLOAT,
-    "width": FLOAT,
-    "height": FLOAT,
-    "size_bytes": FLOAT,
-    "n_video_frames": FLOAT,
-    "has_audio_type": OBJ,
-    "meta_brand": OBJ,
-    "meta_brand_type": OBJ,
-    "meta_category": OBJ,
-    "meta_category_type": OBJ,
-    "meta_title_type": OBJ,
-    "meta_attributes_type": OBJ,
-    "meta_price_amount": FLOAT,
-    "meta_price_amount_type": OBJ,
-    "meta_currency": OBJ,
-    "nonfinite": OBJ,
-}
-"""``*_type`` columns hold the JSON type name of a metadata value ("str", "number", "object",
-"missing", ...) so "present and typed" becomes a value-set expectation with per-row failures."""
-
-SEGMENT_COLUMNS: dict[str, str] = {
-    "row": INT,
-    "video_id": OBJ,
-    "duration": FLOAT,
-    "pos": INT,
-    "start": FLOAT,
-    "end": FLOAT,
-    "text": OBJ,
-    "prev_start": FLOAT,
-    "overrun": FLOAT,
-    "relevance": FLOAT,
-    "relevance_type": OBJ,
-}
-"""``overrun`` = end - duration (> tolerance: the segment ends after the video);
-``prev_start`` = start of the previous segment of the same video (NaN for the first);
-``relevance`` = the 0-5 relevance score of the ASR filter (NaN when absent or not a number;
-``relevance_type`` tells which)."""
-
-FRAME_COLUMNS: dict[str, str] = {
-    "row": INT,
-    "video_id": OBJ,
-    "duration": FLOAT,
-    "pos": INT,
-    "t": FLOAT,
-    "prev_t": FLOAT,
-    "overrun": FLOAT,
-    "ocr_text_type": OBJ,
-}
-"""``overrun`` = t - duration; ``prev_t`` = timestamp of the previous frame (NaN for the first)."""
-
-TCOT_COLUMNS: dict[str, str] = {
-    "row": INT,
-    "video_id": OBJ,
-    "duration": FLOAT,
-    "pos": INT,
-    "start": FLOAT,
-    "end": FLOAT,
-    "observation": OBJ,
-    "prev_start": FLOAT,
-    "overrun": FLOAT,
-}
-
-CHAPTER_COLUMNS: dict[str, str] = {
-    "row": INT,
-    "video_id": OBJ,
-    "duration": FLOAT,
-    "pos": INT,
-    "start": FLOAT,
-    "end": FLOAT,
-    "title": OBJ,
-    "summary": OBJ,
-    "prev_start": FLOAT,
-    "prev_end": FLOAT,
-    "gap_to_prev": FLOAT,
-    "overrun": FLOAT,
-    "title_words": FLOAT,
-    "title_chars": FLOAT,
-    "summary_chars": FLOAT,
-    "label": OBJ,
-    "label_type": OBJ,
-}
-"""``gap_to_prev`` = start - previous chapter's end (< 0: overlap, > 0: a hole; NaN for the first
-chapter); ``title_words``/``title_chars``/``summary_chars`` are measured on stripped text (NaN
-when the text is missing); ``label`` = the script label (``label`` or ``script_label``; None when
-absent)."""
-
-VIDEO_COLUMNS: dict[str, str] = {
-    "row": INT,
-    "video_id": OBJ,
-    "duration": FLOAT,
-    "has_manifest_row": BOOL,
-    "structure_error": OBJ,
-    "schema_version": OBJ,
-    "sha256_matches": BOOL,
-    "duration_delta": FLOAT,
-    "frames_fps": FLOAT,
-    "n_segments": INT,
-    "n_frames": INT,
-    "expected_frames": FLOAT,
-    "frame_count_error": FLOAT,
-    "n_tcot": INT,
-    "n_chapters": INT,
-    "chapter_coverage": FLOAT,
-    "nonfinite": OBJ,
-}
-"""Per annotated video: ``structure_error`` (None when the record has the expected shape),
-``duration_delta`` = |record duration - manifest duration|, ``expected_frames`` =
-floor(duration x frame_fps), ``frame_count_error`` = n_frames - expected_frames,
-``chapter_coverage`` = length of the union of chapter spans inside [0, duration] / duration,
-``nonfinite`` = where the record holds NaN or +-inf (None when nowhere)."""
-
-SPLIT_COLUMNS: dict[str, str] = {
-    "row": INT,
-    "video_id": OBJ,
-    "split": OBJ,
-    "n_splits": INT,
-    "splits_of_video": OBJ,
-}
-"""One row per (split, video) of ``splits.json``, plus one row (``split`` None, ``n_splits`` 0)
-per video that should be in a split and is in none; ``splits_of_video`` lists all its splits."""
-
-SPLIT_SIZE_COLUMNS: dict[str, str] = {
-    "row": INT,
-    "split": OBJ,
-    "size": INT,
-    "expected": INT,
-    "size_error": INT,
-    "tolerance": INT,
-    "excess": INT,
-}
-"""One row per split: its size, the size the configured fractions give, the difference, the
-allowed |difference| (``split_size_tolerances``) and ``excess`` = max(0, |size_error| - tol)."""
-
-EVAL_GT_COLUMNS: dict[str, str] = {
-    "row": INT,
-    "video_id": OBJ,
-    "duration": FLOAT,
-    "pos": INT,
-    "start": FLOAT,
-    "end": FLOAT,
-    "sentence": OBJ,
-    "n_timestamps": INT,
-    "n_sentences": INT,
-    "overrun": FLOAT,
-    "shape_error": OBJ,
-}
-"""One row per ground-truth event of an ActivityNet-format ``gt.json`` (``{vid: {"duration",
-"timestamps": [[s, e]], "sentences"}}``); a video without events gets one row with ``pos`` 0
-and ``shape_error`` set."""
-
-EVAL_PRED_COLUMNS: dict[str, str] = {
-    "row": INT,
-    "video_id": OBJ,
-    "pos": INT,
-    "start": FLOAT,
-    "end": FLOAT,
-    "sentence": OBJ,
-    "in_gt": BOOL,
-    "shape_error": OBJ,
-}
-"""One row per predicted event of ``predictions.json`` (``{"results": {vid: [{"timestamp":
-[s, e], "sentence"}]}}``)."""
-
-BATCH_TABLES: dict[str, dict[str, str]] = {
-    "manifest": MANIFEST_COLUMNS,
-    "videos": VIDEO_COLUMNS,
-    "asr_segments": SEGMENT_COLUMNS,
-    "frames": FRAME_COLUMNS,
-    "tcot": TCOT_COLUMNS,
-    "chapters": CHAPTER_COLUMNS,
-}
-"""The tables ``build_tables`` makes for one annotation batch (the ``validate`` stage)."""
+from hivid.quality.annotations.tables import (
+    BATCH_TABLES,
+    CHAPTER_COLUMNS,
+    FRAME_COLUMNS,
+    MANIFEST_COLUMNS,
+    SEGMENT_COLUMNS,
+    TCOT_COLUMNS,
+    UNREADABLE,
+    VIDEO_COLUMNS,
+    _durations,
+    _items,
+    build_tables,
+    chapters_table,
+    coverage,
+    frames_table,
+    manifest_table,
+    segments_table,
+    structure_errors,
+    tcot_table,
+    videos_table,
+)
+from hivid.quality.columns import (
+    BOOL,
+    FLOAT,
+    INT,
+    OBJ,
+    _chars,
+    _frame,
+    _list_at,
+    _nonfinite,
+    _pair,
+    _prev,
+    _stripped,
+    _words,
+    json_type,
+    nonfinite_paths,
+    num,
+    text,
+)
+from hivid.quality.eval.tables import (
+    EVAL_GT_COLUMNS,
+    EVAL_PRED_COLUMNS,
+    eval_gt_table,
+    eval_pred_table,
+)
+from hivid.quality.splits.tables import (
+    SPLIT_COLUMNS,
+    SPLIT_NAMES,
+    SPLIT_SIZE_COLUMNS,
+    expected_split_sizes,
+    split_size_tolerances,
+    split_sizes_table,
+    splits_table,
+)
 
 TABLES: dict[str, dict[str, str]] = {
     **BATCH_TABLES,
@@ -214,523 +71,52 @@ TABLES: dict[str, dict[str, str]] = {
 }
 """Table name -> column dtypes; the suites are written against these names."""
 
-
-def num(x: Any) -> float:
-    """``x`` as a float when it is a JSON number (not a bool), else NaN."""
-    if isinstance(x, bool) or not isinstance(x, int | float | np.integer | np.floating):
-        return math.nan
-    return float(x)
-
-
-def text(x: Any) -> str | None:
-    """``x`` when it is a string, else None (the suites report None as missing text)."""
-    return x if isinstance(x, str) else None
-
-
-def json_type(x: Any, present: bool = True) -> str:
-    """JSON type name of a value: missing, null, bool, number, str, object, array, or the class."""
-    if not present:
-        return "missing"
-    if x is None:
-        return "null"
-    if isinstance(x, bool):
-        return "bool"
-    if isinstance(x, int | float):
-        return "number"
-    if isinstance(x, str):
-        return "str"
-    if isinstance(x, Mapping):
-        return "object"
-    if isinstance(x, list | tuple):
-        return "array"
-    return type(x).__name__
-
-
-def nonfinite_paths(obj: Any, limit: int = 3, _path: str = "") -> list[str]:
-    """JSON paths of NaN / +-inf numbers inside ``obj`` (``chapters[1].start=nan``), at most
-    ``limit`` of them. ``json.load`` accepts the ``NaN``/``Infinity`` tokens, so a record can
-    carry them silently; every number a later stage trains on must be finite."""
-    out: list[str] = []
-
-    def walk(x: Any, path: str) -> None:
-        if len(out) >= limit:
-            return
-        if isinstance(x, float | np.floating) and not math.isfinite(float(x)):
-            out.append(f"{path or '<root>'}={float(x)}")
-        elif isinstance(x, Mapping):
-            for k in sorted(x, key=str):
-                walk(x[k], f"{path}.{k}" if path else str(k))
-        elif isinstance(x, list | tuple):
-            for i, v in enumerate(x):
-                walk(v, f"{path}[{i}]")
-
-    walk(obj, _path)
-    return out
-
-
-def _nonfinite(obj: Any) -> str | None:
-    paths = nonfinite_paths(obj)
-    return ", ".join(paths) if paths else None
-
-
-def _frame(rows: list[dict[str, Any]], columns: Mapping[str, str]) -> pd.DataFrame:
-    """DataFrame with exactly ``columns`` (in order, with their dtypes) and a RangeIndex.
-
-    Columns are built one by one with an explicit dtype: pandas 3 would otherwise infer its
-    ``str`` dtype for text and turn None into NaN; text columns stay ``object`` holding None.
-    """
-    for i, r in enumerate(rows):
-        r["row"] = i
-    return pd.DataFrame(
-        {c: pd.Series([r.get(c) for r in rows], dtype=d) for c, d in columns.items()},
-        index=pd.RangeIndex(len(rows)),
-    )
-
-
-def _prev(values: list[float]) -> list[float]:
-    return [math.nan, *values[:-1]] if values else []
-
-
-def _words(s: str | None) -> float:
-    return float(len(s.split())) if s is not None else math.nan
-
-
-def _chars(s: str | None) -> float:
-    return float(len(s.strip())) if s is not None else math.nan
-
-
-def _stripped(s: str | None) -> str | None:
-    return s.strip() if s is not None else None
-
-
-def manifest_table(manifest: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
-    """One row per manifest row (metadata flattened into typed ``meta_*`` columns)."""
-    rows = []
-    for m in manifest:
-        meta = m.get("metadata")
-        meta = meta if isinstance(meta, Mapping) else {}
-        price = meta.get("price")
-        price = price if isinstance(price, Mapping) else {}
-        rows.append(
-            {
-                "video_id": text(m.get("video_id")),
-                "sha256": text(m.get("sha256")),
-                "duration": num(m.get("duration")),
-                "fps": num(m.get("fps")),
-                "width": num(m.get("width")),
-                "height": num(m.get("height")),
-                "size_bytes": num(m.get("size_bytes")),
-                "n_video_frames": num(m.get("n_video_frames")),
-                "has_audio_type": json_type(m.get("has_audio"), "has_audio" in m),
-                "meta_brand": _stripped(text(meta.get("brand"))),
-                "meta_brand_type": json_type(meta.get("brand"), "brand" in meta),
-                "meta_category": _stripped(text(meta.get("category"))),
-                "meta_category_type": json_type(meta.get("category"), "category" in meta),
-                "meta_title_type": json_type(meta.get("title"), "title" in meta),
-                "meta_attributes_type": json_type(meta.get("attributes"), "attributes" in meta),
-                "meta_price_amount": num(price.get("amount")),
-                "meta_price_amount_type": json_type(price.get("amount"), "amount" in price),
-                "meta_currency": text(price.get("currency")),
-                "nonfinite": _nonfinite(m),
-            }
-        )
-    return _frame(rows, MANIFEST_COLUMNS)
-
-
-def _list_at(record: Mapping[str, Any], *path: str) -> list[Any]:
-    """``record[path[0]][path[1]]...`` when that is a list, else [] (shape errors are reported by
-    ``structure_errors``)."""
-    cur: Any = record
-    for key in path:
-        if not isinstance(cur, Mapping):
-            return []
-        cur = cur.get(key)
-    return cur if isinstance(cur, list) else []
-
-
-UNREADABLE = "__unreadable__"
-"""Key of the stand-in record for a file that is not valid JSON (see ``load_annotations``)."""
-
-
-def structure_errors(record: Any, video_id: str) -> list[str]:
-    """Shape problems of one annotation record (empty when it has the schema's containers)."""
-    if not isinstance(record, Mapping):
-        return [f"record is a JSON {json_type(record)}, not an object"]
-    if UNREADABLE in record:
-        return [f"record file cannot be read ({record[UNREADABLE]})"]
-    errors = []
-    rid = record.get("video_id")
-    if rid != video_id:
-        errors.append(f"record video_id {rid!r} does not match its name {video_id!r}")
-    for path in (("asr", "segments"), ("frames", "items"), ("tcot",), ("chapters",)):
-        cur: Any = record
-        for i, key in enumerate(path):
-            if not isinstance(cur, Mapping) or key not in cur:
-                errors.append(f"'{'.'.join(path[: i + 1])}' is missing")
-                break
-            cur = cur[key]
-        else:
-            if not isinstance(cur, list):
-                errors.append(f"'{'.'.join(path)}' is a JSON {json_type(cur)}, not an array")
-            else:
-                bad = [j for j, item in enumerate(cur) if not isinstance(item, Mapping)]
-                if bad:
-                    errors.append(f"'{'.'.join(path)}[{bad[0]}]' is not an object")
-    return errors
-
-
-def _durations(
-    manifest: Iterable[Mapping[str, Any]], annotations: Mapping[str, Any]
-) -> dict[str, float]:
-    """Video duration per id: the manifest's probed value, else the record's own, else NaN."""
-    out = {
-        vid: num(rec.get("duration")) if isinstance(rec, Mapping) else math.nan
-        for vid, rec in annotations.items()
-    }
-    for m in manifest:
-        vid = m.get("video_id")
-        if isinstance(vid, str) and vid in out:
-            out[vid] = num(m.get("duration"))
-    return out
-
-
-def _items(annotations: Mapping[str, Any], *path: str) -> Iterable[tuple[str, list[Mapping]]]:
-    for vid in sorted(annotations):
-        rec = annotations[vid]
-        items = _list_at(rec, *path) if isinstance(rec, Mapping) else []
-        yield vid, [x for x in items if isinstance(x, Mapping)]
-
-
-def segments_table(annotations: Mapping[str, Any], durations: Mapping[str, float]) -> pd.DataFrame:
-    """One row per ASR segment."""
-    rows = []
-    for vid, segs in _items(annotations, "asr", "segments"):
-        starts = [num(s.get("start")) for s in segs]
-        for i, (s, prev) in enumerate(zip(segs, _prev(starts), strict=True)):
-            end = num(s.get("end"))
-            rows.append(
-                {
-                    "video_id": vid,
-                    "duration": durations[vid],
-                    "pos": i + 1,
-                    "start": starts[i],
-                    "end": end,
-                    "text": _stripped(text(s.get("text"))),
-                    "prev_start": prev,
-                    "overrun": end - durations[vid],
-                    "relevance": num(s.get("relevance")),
-                    "relevance_type": json_type(s.get("relevance"), "relevance" in s),
-                }
-            )
-    return _frame(rows, SEGMENT_COLUMNS)
-
-
-def frames_table(annotations: Mapping[str, Any], durations: Mapping[str, float]) -> pd.DataFrame:
-    """One row per sampled frame."""
-    rows = []
-    for vid, items in _items(annotations, "frames", "items"):
-        ts = [num(f.get("t")) for f in items]
-        for i, (f, prev) in enumerate(zip(items, _prev(ts), strict=True)):
-            rows.append(
-                {
-                    "video_id": vid,
-                    "duration": durations[vid],
-                    "pos": i + 1,
-                    "t": ts[i],
-                    "prev_t": prev,
-                    "overrun": ts[i] - durations[vid],
-                    "ocr_text_type": json_type(f.get("ocr_text"), "ocr_text" in f),
-                }
-            )
-    return _frame(rows, FRAME_COLUMNS)
-
-
-def tcot_table(annotations: Mapping[str, Any], durations: Mapping[str, float]) -> pd.DataFrame:
-    """One row per TCoT observation."""
-    rows = []
-    for vid, items in _items(annotations, "tcot"):
-        starts = [num(x.get("start")) for x in items]
-        for i, (x, prev) in enumerate(zip(items, _prev(starts), strict=True)):
-            end = num(x.get("end"))
-            rows.append(
-                {
-                    "video_id": vid,
-                    "duration": durations[vid],
-                    "pos": i + 1,
-                    "start": starts[i],
-                    "end": end,
-                    "observation": _stripped(text(x.get("observation"))),
-                    "prev_start": prev,
-                    "overrun": end - durations[vid],
-                }
-            )
-    return _frame(rows, TCOT_COLUMNS)
-
-
-def chapters_table(annotations: Mapping[str, Any], durations: Mapping[str, float]) -> pd.DataFrame:
-    """One row per chapter."""
-    rows = []
-    for vid, items in _items(annotations, "chapters"):
-        starts = [num(c.get("start")) for c in items]
-        ends = [num(c.get("end")) for c in items]
-        for i, (c, prev_end) in enumerate(zip(items, _prev(ends), strict=True)):
-            start = starts[i]
-            title = _stripped(text(c.get("title")))
-            label = c.get("label", c.get("script_label"))
-            summary = text(c.get("summary"))
-            rows.append(
-                {
-                    "video_id": vid,
-                    "duration": durations[vid],
-                    "pos": i + 1,
-                    "start": start,
-                    "end": ends[i],
-                    "title": title,
-                    "summary": summary,
-                    "prev_start": starts[i - 1] if i else math.nan,
-                    "prev_end": prev_end,
-                    "gap_to_prev": start - prev_end,
-                    "overrun": ends[i] - durations[vid],
-                    "title_words": _words(title),
-                    "title_chars": _chars(title),
-                    "summary_chars": _chars(summary),
-                    "label": text(label),
-                    "label_type": json_type(label, label is not None or "label" in c),
-                }
-            )
-    return _frame(rows, CHAPTER_COLUMNS)
-
-
-def coverage(spans: Iterable[tuple[float, float]], duration: float) -> float:
-    """Share of [0, duration] covered by the union of ``spans`` (NaN/empty spans ignored)."""
-    if not (duration > 0 and math.isfinite(duration)):
-        return math.nan
-    clipped = sorted(
-        (max(0.0, a), min(duration, b))
-        for a, b in spans
-        if math.isfinite(a) and math.isfinite(b) and min(duration, b) > max(0.0, a)
-    )
-    covered, reach = 0.0, 0.0
-    for a, b in clipped:
-        if b > reach:
-            covered += b - max(a, reach)
-            reach = b
-    return covered / duration
-
-
-def videos_table(
-    manifest: Iterable[Mapping[str, Any]],
-    annotations: Mapping[str, Any],
-    frame_fps: float,
-) -> pd.DataFrame:
-    """One row per annotated video with its aggregates (``frame_fps``: the expected sampling)."""
-    by_id = {m.get("video_id"): m for m in manifest}
-    durations = _durations(by_id.values(), annotations)
-    rows = []
-    for vid in sorted(annotations):
-        rec = annotations[vid]
-        rec_map: Mapping[str, Any] = rec if isinstance(rec, Mapping) else {}
-        m = by_id.get(vid)
-        duration = durations[vid]
-        n_frames = len(_list_at(rec_map, "frames", "items"))
-        expected = math.floor(duration * frame_fps) if math.isfinite(duration) else math.nan
-        chapters = [c for c in _list_at(rec_map, "chapters") if isinstance(c, Mapping)]
-        errors = structure_errors(rec, vid)
-        rows.append(
-            {
-                "video_id": vid,
-                "duration": duration,
-                "has_manifest_row": m is not None,
-                "structure_error": "; ".join(errors) if errors else None,
-                "schema_version": json.dumps(rec_map.get("schema_version")),
-                "sha256_matches": m is not None and rec_map.get("sha256") == m.get("sha256"),
-                "duration_delta": abs(num(rec_map.get("duration")) - duration),
-                "frames_fps": num(rec_map["frames"].get("fps"))
-                if isinstance(rec_map.get("frames"), Mapping)
-                else math.nan,
-                "n_segments": len(_list_at(rec_map, "asr", "segments")),
-                "n_frames": n_frames,
-                "expected_frames": float(expected),
-                "frame_count_error": n_frames - expected,
-                "n_tcot": len(_list_at(rec_map, "tcot")),
-                "n_chapters": len(chapters),
-                "chapter_coverage": coverage(
-                    ((num(c.get("start")), num(c.get("end"))) for c in chapters), duration
-                ),
-                "nonfinite": _nonfinite(rec),
-            }
-        )
-    return _frame(rows, VIDEO_COLUMNS)
-
-
-def build_tables(
-    manifest: Iterable[Mapping[str, Any]], annotations: Mapping[str, Any], frame_fps: float
-) -> dict[str, pd.DataFrame]:
-    """Every table of ``TABLES`` for one batch.
-
-    The batch is the set of annotated videos: manifest rows of videos without an annotation record
-    (quarantined earlier, by ingest or annotate) are left out.
-    """
-    rows = [m for m in manifest if m.get("video_id") in annotations]
-    durations = _durations(rows, annotations)
-    return {
-        "manifest": manifest_table(rows),
-        "videos": videos_table(rows, annotations, frame_fps),
-        "asr_segments": segments_table(annotations, durations),
-        "frames": frames_table(annotations, durations),
-        "tcot": tcot_table(annotations, durations),
-        "chapters": chapters_table(annotations, durations),
-    }
-
-
-# ---------------------------------------------------------------------------------------------
-# Dataset splits and evaluation inputs (validated by their own gates, not per annotation batch)
-
-SPLIT_NAMES: tuple[str, ...] = ("train", "val", "test")
-
-
-def expected_split_sizes(n: int, val_fraction: float, test_fraction: float) -> dict[str, int]:
-    """Sizes the configured fractions give ``n`` videos: round(n x fraction), train the rest."""
-    test = round(n * test_fraction)
-    val = round(n * val_fraction)
-    return {"train": n - test - val, "val": val, "test": test}
-
-
-def split_size_tolerances(
-    n: int, val_fraction: float, test_fraction: float, base: int, method: str = "exact"
-) -> dict[str, int]:
-    """How far each split's size may be from ``expected_split_sizes``.
-
-    ``exact`` splits (cut at round(n x fraction)) get ``base`` (the at-least-one rules of tiny
-    corpora). ``stable`` splits (each video by its own hash) have binomial sizes, standard
-    deviation sqrt(n f (1 - f)) for a split of share f: they get
-    max(base, ceil(3 sqrt(n f (1 - f)))), three standard deviations, rounded up."""
-    shares = {
-        "train": 1.0 - val_fraction - test_fraction,
-        "val": val_fraction,
-        "test": test_fraction,
-    }
-    if method != "stable":
-        return dict.fromkeys(shares, base)
-    # (- 1e-9: float noise must not push an exact integer such as 3 x sqrt(1) up to 4)
-    return {
-        name: max(base, math.ceil(3 * math.sqrt(n * f * (1 - f)) - 1e-9))
-        for name, f in shares.items()
-    }
-
-
-def splits_table(splits: Mapping[str, Any], videos: Iterable[str] = ()) -> pd.DataFrame:
-    """Rows of ``splits`` (``{"train": [ids], "val": [...], "test": [...]}``; other keys such as
-    ``seed`` are ignored); ``videos``: ids that must each be in exactly one split."""
-    member: dict[str, list[str]] = {}
-    pairs = []
-    for name in SPLIT_NAMES:
-        ids = splits.get(name)
-        for vid in ids if isinstance(ids, list) else []:
-            key = str(vid)
-            member.setdefault(key, []).append(name)
-            pairs.append((name, key))
-    rows = [
-        {
-            "video_id": vid,
-            "split": name,
-            "n_splits": len(member[vid]),
-            "splits_of_video": ", ".join(member[vid]),
-        }
-        for name, vid in pairs
-    ]
-    rows += [
-        {"video_id": vid, "split": None, "n_splits": 0, "splits_of_video": ""}
-        for vid in sorted(set(videos) - set(member))
-    ]
-    return _frame(rows, SPLIT_COLUMNS)
-
-
-def split_sizes_table(
-    splits: Mapping[str, Any],
-    expected: Mapping[str, int],
-    tolerance: Mapping[str, int] | None = None,
-) -> pd.DataFrame:
-    """One row per split name with its size, the expected size, the difference, its tolerance
-    (``split_size_tolerances``; 0 where not given) and the excess over it."""
-    rows = []
-    for name in SPLIT_NAMES:
-        ids = splits.get(name)
-        size = len(ids) if isinstance(ids, list) else 0
-        exp = int(expected.get(name, 0))
-        tol = int((tolerance or {}).get(name, 0))
-        err = size - exp
-        rows.append(
-            {
-                "split": name,
-                "size": size,
-                "expected": exp,
-                "size_error": err,
-                "tolerance": tol,
-                "excess": max(0, abs(err) - tol),
-            }
-        )
-    return _frame(rows, SPLIT_SIZE_COLUMNS)
-
-
-def _pair(x: Any) -> tuple[float, float, str | None]:
-    """(start, end, shape error) of a ``[s, e]`` timestamp."""
-    if not isinstance(x, list | tuple) or len(x) != 2:
-        return math.nan, math.nan, f"timestamp {x!r} is not a [start, end] pair"
-    return num(x[0]), num(x[1]), None
-
-
-def eval_gt_table(gt: Mapping[str, Any]) -> pd.DataFrame:
-    """One row per ground-truth event (ActivityNet Captions format)."""
-    rows = []
-    for vid in sorted(gt, key=str):
-        g = gt[vid]
-        g = g if isinstance(g, Mapping) else {}
-        duration = num(g.get("duration"))
-        ts: list[Any] = _list_at(g, "timestamps")
-        sents: list[Any] = _list_at(g, "sentences")
-        base = {
-            "video_id": str(vid),
-            "duration": duration,
-            "n_timestamps": len(ts),
-            "n_sentences": len(sents),
-        }
-        if not ts:
-            rows.append({**base, "pos": 0, "shape_error": "no ground-truth events (timestamps)"})
-            continue
-        for i, t in enumerate(ts):
-            start, end, err = _pair(t)
-            rows.append(
-                {
-                    **base,
-                    "pos": i + 1,
-                    "start": start,
-                    "end": end,
-                    "sentence": _stripped(text(sents[i])) if i < len(sents) else None,
-                    "overrun": end - duration,
-                    "shape_error": err,
-                }
-            )
-    return _frame(rows, EVAL_GT_COLUMNS)
-
-
-def eval_pred_table(results: Mapping[str, Any], gt: Mapping[str, Any]) -> pd.DataFrame:
-    """One row per predicted event (``results`` is the ``results`` object of predictions.json)."""
-    rows = []
-    for vid in sorted(results, key=str):
-        preds = results[vid]
-        for i, p in enumerate(preds if isinstance(preds, list) else [preds]):
-            p = p if isinstance(p, Mapping) else {}
-            start, end, err = _pair(p.get("timestamp"))
-            rows.append(
-                {
-                    "video_id": str(vid),
-                    "pos": i + 1,
-                    "start": start,
-                    "end": end,
-                    "sentence": text(p.get("sentence")),
-                    "in_gt": vid in gt,
-                    "shape_error": err,
-                }
-            )
-    return _frame(rows, EVAL_PRED_COLUMNS)
+__all__ = [
+    "BATCH_TABLES",
+    "BOOL",
+    "CHAPTER_COLUMNS",
+    "EVAL_GT_COLUMNS",
+    "EVAL_PRED_COLUMNS",
+    "FLOAT",
+    "FRAME_COLUMNS",
+    "INT",
+    "MANIFEST_COLUMNS",
+    "OBJ",
+    "SEGMENT_COLUMNS",
+    "SPLIT_COLUMNS",
+    "SPLIT_NAMES",
+    "SPLIT_SIZE_COLUMNS",
+    "TABLES",
+    "TCOT_COLUMNS",
+    "UNREADABLE",
+    "VIDEO_COLUMNS",
+    "_chars",
+    "_durations",
+    "_frame",
+    "_items",
+    "_list_at",
+    "_nonfinite",
+    "_pair",
+    "_prev",
+    "_stripped",
+    "_words",
+    "build_tables",
+    "chapters_table",
+    "coverage",
+    "eval_gt_table",
+    "eval_pred_table",
+    "expected_split_sizes",
+    "frames_table",
+    "json_type",
+    "manifest_table",
+    "nonfinite_paths",
+    "num",
+    "segments_table",
+    "split_size_tolerances",
+    "split_sizes_table",
+    "splits_table",
+    "structure_errors",
+    "tcot_table",
+    "text",
+    "videos_table",
+]

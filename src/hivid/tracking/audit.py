@@ -27,9 +27,9 @@ import subprocess
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import mlflow
 import yaml
@@ -37,170 +37,36 @@ from mlflow.entities import Run
 from mlflow.tracking import MlflowClient
 
 from hivid.tracking import gitrev
-from hivid.tracking.dvcobjects import DvcObjects, NetworkLimits
-from hivid.tracking.hashing import file_hashes, listing_sha256, sha256_dir, sha256_file
-from hivid.tracking.runs import configure, tracking_uri
-
-Status = Literal["VERIFIED", "MISMATCH", "UNVERIFIED", "DIRTY"]
-CHAIN = ("train_stage2", "train_stage1", "build_dataset", "validate", "annotate", "ingest")
-EXIT_VERIFIED, EXIT_MISMATCH, EXIT_UNVERIFIED = 0, 1, 3
-MODEL_META = "registered_model_meta"
-"""File MLflow adds to a downloaded registered model (its name and version): not model content."""
-FILES_TAG, FILES_MANIFEST_TAG = "model.files.sha256", "model.files.manifest"
-
-
-@dataclass
-class Link:
-    """One link of the chain: what it is, what was checked, and the outcome."""
-
-    name: str
-    status: Status
-    reason: str
-    detail: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass
-class Lineage:
-    model: str
-    links: list[Link]
-
-    @property
-    def ok(self) -> bool:
-        """No MISMATCH (UNVERIFIED or DIRTY links may remain)."""
-        return all(link.status != "MISMATCH" for link in self.links)
-
-    @property
-    def verified(self) -> bool:
-        """Every link VERIFIED."""
-        return all(link.status == "VERIFIED" for link in self.links)
-
-    @property
-    def status(self) -> Status:
-        states = {link.status for link in self.links}
-        for s in ("MISMATCH", "DIRTY", "UNVERIFIED"):
-            if s in states:
-                return s  # type: ignore[return-value]
-        return "VERIFIED"
-
-    def exit_code(self, allow_unverified: bool = False) -> int:
-        if not self.ok:
-            return EXIT_MISMATCH
-        if not self.verified and not allow_unverified:
-            return EXIT_UNVERIFIED
-        return EXIT_VERIFIED
-
-    def to_dict(self, allow_unverified: bool = False) -> dict[str, Any]:
-        return {
-            "model": self.model,
-            "status": self.status,
-            "ok": self.ok,
-            "verified": self.verified,
-            "exit_code": self.exit_code(allow_unverified),
-            "links": [asdict(x) for x in self.links],
-        }
-
-
-class LineageError(RuntimeError):
-    """The model reference cannot be resolved (message says which part)."""
-
-
-class LineageUnavailable(LineageError):
-    """The tracking server (or its artifact store) cannot be reached: nothing can be verified."""
-
-
-_NETWORK_HINTS = (
-    "max retries exceeded",
-    "connection refused",
-    "timed out",
-    "timeout",
-    "failed to establish a new connection",
-    "connection aborted",
-    "connection reset",
-    "name or service not known",
-    "temporary failure in name resolution",
-    "could not connect",
-    "remote end closed connection",
+from hivid.tracking.audit_links import (
+    _NETWORK_HINTS,
+    CHAIN,
+    EXIT_MISMATCH,
+    EXIT_UNVERIFIED,
+    EXIT_VERIFIED,
+    FILES_MANIFEST_TAG,
+    FILES_TAG,
+    MODEL_META,
+    Lineage,
+    LineageError,
+    LineageUnavailable,
+    Link,
+    Status,
+    _unavailable,
+    is_unreachable,
 )
-
-
-def is_unreachable(exc: BaseException) -> bool:
-    """Whether ``exc`` (or what caused it) is a network failure, not missing or bad evidence."""
-    seen: BaseException | None = exc
-    for _ in range(8):
-        if seen is None:
-            break
-        if isinstance(seen, ConnectionError | TimeoutError):
-            return True
-        name = type(seen).__name__
-        if name in {
-            "EndpointConnectionError",
-            "ConnectTimeoutError",
-            "ReadTimeoutError",
-            "ConnectionClosedError",
-            "MaxRetryError",
-            "NewConnectionError",
-            "ProtocolError",
-        }:
-            return True
-        if any(h in str(seen).lower() for h in _NETWORK_HINTS):
-            return True
-        seen = seen.__cause__ or seen.__context__
-    return False
-
-
-def _unavailable(what: str, exc: BaseException) -> LineageUnavailable:
-    first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-    return LineageUnavailable(f"{what}: unreachable ({first[:200]})")
-
-
-def resolve_model(ref: str) -> tuple[Any | None, str]:
-    """(model version or None, source run id) for ``models:/name@alias``, ``models:/name/N`` or a
-    run id."""
-    client = MlflowClient()
-    if ref.startswith("models:/"):
-        body = ref[len("models:/") :]
-        try:
-            if "@" in body:
-                name, alias = body.split("@", 1)
-                mv = client.get_model_version_by_alias(name, alias)
-            else:
-                name, version = body.rsplit("/", 1)
-                mv = client.get_model_version(name, version)
-        except (mlflow.exceptions.MlflowException, ValueError) as exc:
-            if is_unreachable(exc):
-                raise _unavailable(f"tracking server {tracking_uri(Path.cwd())}", exc) from None
-            raise LineageError(f"{ref}: no such model version ({exc})") from None
-        if not mv.run_id:
-            raise LineageError(f"{ref}: model version {mv.version} has no source run")
-        return mv, mv.run_id
-    try:
-        client.get_run(ref)
-    except mlflow.exceptions.MlflowException as exc:
-        if is_unreachable(exc):
-            raise _unavailable("tracking server", exc) from None
-        raise LineageError(f"{ref}: not a models:/ URI and not a run id") from None
-    return None, ref
-
-
-def checkpoint_dir(model_root: Path) -> Path | None:
-    """The narrator directory inside a downloaded pyfunc model (found by its config file)."""
-    configs = sorted(model_root.glob("artifacts/*/narrator_config.json"))
-    return configs[0].parent if configs else None
-
-
-def model_file_tags(model_root: Path) -> dict[str, str]:
-    """Tags that pin every file of a logged MLflow model directory outside its checkpoint folder
-    (MLmodel, the pickled pyfunc wrapper, environment files, ...): ``model.files.sha256`` and a
-    ``model.files.manifest`` (JSON ``{path: sha256}``). The checkpoint folder is pinned by
-    ``model.sha256``; together they cover every file."""
-    ckpt = checkpoint_dir(model_root)
-    skip = (MODEL_META, *([ckpt.relative_to(model_root).as_posix()] if ckpt else []))
-    hashes = file_hashes(model_root, skip)
-    tags = {FILES_TAG: listing_sha256(hashes)}
-    manifest = json.dumps(hashes, sort_keys=True, separators=(",", ":"))
-    if len(manifest) <= 4500:  # MLflow caps a tag value at 5000 characters
-        tags[FILES_MANIFEST_TAG] = manifest
-    return tags
+from hivid.tracking.audit_model import (
+    _checkpoint_link,
+    _download_model,
+    _files_link,
+    _verify_model,
+    _verify_warm_start,
+    checkpoint_dir,
+    model_file_tags,
+    resolve_model,
+)
+from hivid.tracking.dvcobjects import DvcObjects, NetworkLimits
+from hivid.tracking.hashing import sha256_file
+from hivid.tracking.runs import configure, tracking_uri
 
 
 def _md5(data: bytes) -> str:
@@ -515,124 +381,6 @@ def _trace(root: Path, ref: str, limits: NetworkLimits | None) -> Lineage:
     return Lineage(ref, links)
 
 
-def _download_model(mv: Any, dest: Path) -> tuple[Path | None, str]:
-    try:
-        dest.mkdir(parents=True, exist_ok=True)
-        local = mlflow.artifacts.download_artifacts(
-            f"models:/{mv.name}/{mv.version}", dst_path=str(dest)
-        )
-        return Path(local), ""
-    except Exception as exc:
-        if is_unreachable(exc):
-            raise _unavailable(f"models:/{mv.name}/{mv.version}", exc) from None
-        return None, f"model artifacts missing ({type(exc).__name__}: {str(exc)[:120]})"
-
-
-def _verify_model(mv: Any, dest: Path) -> list[Link]:
-    """The ``model version`` (checkpoint folder, ``model.sha256``) and ``model files`` (every
-    other file of the registered MLflow model, ``model.files.sha256``) links."""
-    detail = {"name": mv.name, "version": str(mv.version), "aliases": list(mv.aliases or [])}
-    tags = mv.tags or {}
-    local, why = _download_model(mv, dest)
-    return [_checkpoint_link(tags, local, why, detail), _files_link(tags, local, why, detail)]
-
-
-def _checkpoint_link(
-    tags: dict[str, str], local: Path | None, why: str, detail: dict[str, Any]
-) -> Link:
-    expected = tags.get("model.sha256")
-    if not expected:
-        return Link("model version", "UNVERIFIED", "no model.sha256 tag recorded", detail)
-    if local is None:
-        return Link("model version", "MISMATCH", why, detail)
-    ckpt = checkpoint_dir(local)
-    if ckpt is None:
-        return Link(
-            "model version", "MISMATCH", "no narrator checkpoint in the model's artifacts", detail
-        )
-    actual = sha256_dir(ckpt)
-    if actual != expected:
-        return Link(
-            "model version",
-            "MISMATCH",
-            f"checkpoint sha256 {actual[:12]} != {expected[:12]}",
-            detail,
-        )
-    return Link("model version", "VERIFIED", "checkpoint sha256 recomputed and equal", detail)
-
-
-def _files_link(tags: dict[str, str], local: Path | None, why: str, detail: dict[str, Any]) -> Link:
-    expected = tags.get(FILES_TAG)
-    if not expected:
-        return Link(
-            "model files",
-            "UNVERIFIED",
-            f"no {FILES_TAG} tag (registered before model files were hashed)",
-            detail,
-        )
-    if local is None:
-        return Link("model files", "MISMATCH", why, detail)
-    actual = model_file_tags(local)
-    if actual[FILES_TAG] == expected:
-        n = len(json.loads(actual.get(FILES_MANIFEST_TAG, "{}")))
-        return Link(
-            "model files",
-            "VERIFIED",
-            f"{n} model files (MLmodel, pyfunc wrapper, environment) recomputed",
-            detail,
-        )
-    try:
-        recorded = json.loads(tags.get(FILES_MANIFEST_TAG, ""))
-        now = json.loads(actual.get(FILES_MANIFEST_TAG, "{}"))
-        differ = sorted(k for k in set(recorded) | set(now) if recorded.get(k) != now.get(k))
-    except ValueError:
-        differ = ["(manifest tag unreadable)"]
-    return Link(
-        "model files", "MISMATCH", f"model files differ from registration: {differ[:5]}", detail
-    )
-
-
-def _verify_warm_start(stage1: Run, dest: Path) -> Link | None:
-    """The warm-start link: the model stage 1 continued (hivid.training.warmstart), its recorded
-    checkpoint hash checked against the registry and recomputed from its artifacts."""
-    tags = stage1.data.tags
-    mode = tags.get("warm_start.mode")
-    if mode is None:  # trained before incremental training existed
-        return None
-    detail: dict[str, Any] = {
-        k.removeprefix("warm_start."): v for k, v in tags.items() if k.startswith("warm_start.")
-    }
-    if "upstream.warm_start.run" in tags:
-        detail["run_id"] = tags["upstream.warm_start.run"]
-    if mode != "warm":
-        return Link(
-            "warm start", "VERIFIED", f"none: trained from scratch ({detail.get('reason')})", detail
-        )
-    ref, recorded = tags.get("warm_start.parent", ""), tags.get("warm_start.parent_sha256", "")
-    name, _, version = ref.rpartition("/")
-    try:
-        parent = MlflowClient().get_model_version(name, version)
-    except (mlflow.exceptions.MlflowException, ValueError) as exc:
-        if is_unreachable(exc):
-            raise
-        return Link("warm start", "MISMATCH", f"parent {ref} is not in the registry", detail)
-    detail["parent_lineage"] = f"hivid lineage models:/{ref}"
-    if (parent.tags or {}).get("model.sha256") != recorded:
-        return Link(
-            "warm start", "MISMATCH", f"{ref} is registered with another checkpoint hash", detail
-        )
-    local, why = _download_model(parent, dest)
-    checked = _checkpoint_link(parent.tags or {}, local, why, {})
-    if checked.status != "VERIFIED":
-        return Link("warm start", checked.status, f"parent {ref}: {checked.reason}", detail)
-    return Link(
-        "warm start",
-        "VERIFIED",
-        f"continued {ref} (chain {detail.get('chain')}): its checkpoint sha256 recomputed, equal",
-        detail,
-    )
-
-
 def _verify_gate(gate: Run, runs: dict[str, Run], objects: DvcObjects, tmp: Path) -> Link:
     """The ``quality gate`` link: the gate.json artifact parses, equals the copy DVC recorded in
     outputs/quality (when the listing is reachable), matches the ``gx.result`` tag the training
@@ -831,3 +579,34 @@ def checkout_data(root: Path, ref: str) -> dict[str, str]:
     if proc.returncode != 0:
         raise LineageError(f"dvc could not restore data {md5}: {proc.stderr.strip()[-300:]}")
     return {"md5": md5, "data.dvc": str(root / "data.dvc")}
+
+
+__all__ = [  # the entry module: the chain walk here, its vocabulary and model checks re-exported
+    "CHAIN",
+    "EXIT_MISMATCH",
+    "EXIT_UNVERIFIED",
+    "EXIT_VERIFIED",
+    "FILES_MANIFEST_TAG",
+    "FILES_TAG",
+    "MODEL_META",
+    "_NETWORK_HINTS",
+    "Lineage",
+    "LineageError",
+    "LineageUnavailable",
+    "Link",
+    "Status",
+    "_checkpoint_link",
+    "_download_model",
+    "_files_link",
+    "_unavailable",
+    "_verify_model",
+    "_verify_warm_start",
+    "checkout_data",
+    "checkpoint_dir",
+    "is_unreachable",
+    "model_file_tags",
+    "resolve_model",
+    "trace",
+    "verify_commit",
+    "verify_data",
+]

@@ -1,0 +1,2 @@
+"""The evaluation-inputs gate: ``tables`` reads ``gt.json`` and ``predictions.json``, ``suites``
+checks their events."""
