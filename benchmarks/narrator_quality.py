@@ -1,7 +1,7 @@
 """Does training help? Untrained vs stage 1 vs stage 2 on >= 20 held-out demo videos, side by side.
 
     .venv/bin/python benchmarks/narrator_quality.py [--videos 60] [--test-fraction 0.35]
-        [--steps1 N] [--steps2 N] [--json] [--keep DIR]
+        [--steps1 N] [--steps2 N] [--augment] [--json] [--keep DIR]
 
 Creates a fresh workspace with N demo videos (the demo's own params.yaml: model preset, training
 and evaluation settings, unless overridden here), runs the real pipeline through `dvc repro
@@ -136,6 +136,11 @@ def main() -> None:
     ap.add_argument("--steps1", type=int, default=None, help="default: params.yaml")
     ap.add_argument("--steps2", type=int, default=None, help="default: params.yaml")
     ap.add_argument("--max-new-tokens", type=int, default=None, help="default: params.yaml")
+    ap.add_argument(
+        "--augment",
+        action="store_true",
+        help="train both stages on augmented views (train_stage*.augment.enabled: true)",
+    )
     ap.add_argument("--json", action="store_true")
     ap.add_argument("--keep", type=Path, default=None, help="workspace dir to keep (default: tmp)")
     args = ap.parse_args()
@@ -147,10 +152,14 @@ def main() -> None:
         "demo": {"videos": args.videos},
         "dataset": {"test_fraction": args.test_fraction, "val_fraction": args.val_fraction},
     }
-    if args.steps1 is not None:
-        overrides["train_stage1"] = {"max_steps": args.steps1}
-    if args.steps2 is not None:
-        overrides["train_stage2"] = {"max_steps": args.steps2}
+    for i, steps in ((1, args.steps1), (2, args.steps2)):
+        section: dict[str, Any] = {}
+        if steps is not None:
+            section["max_steps"] = steps
+        if args.augment:
+            section["augment"] = {"enabled": True}
+        if section:
+            overrides[f"train_stage{i}"] = section
     if args.max_new_tokens is not None:
         overrides["evaluate"] = {"max_new_tokens": args.max_new_tokens}
     tmp = tempfile.TemporaryDirectory(prefix="hivid-quality-")

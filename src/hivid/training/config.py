@@ -4,11 +4,12 @@ planning and bookkeeping code can read them cheaply)."""
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
 from hivid.configbase import require
+from hivid.training.augment import AugmentConfig
 
 
 @dataclass
@@ -52,6 +53,10 @@ class TrainConfig:
     progress_every_s: float = 20.0
     """Seconds between plain progress lines (step, loss, ETA) in the log (hivid.training.progress);
     Lightning's redrawn progress bar is shown only on a terminal."""
+
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    """Random per-sample views of the training videos (renamed product, shifted timeline, frame
+    subset: ``hivid.training.augment``); never applied to validation or evaluation."""
 
     def __post_init__(self) -> None:
         require(self.max_steps > 0, f"max_steps must be > 0, got {self.max_steps}")

@@ -16,6 +16,7 @@ Its target is ``format_grounded_target`` over the frames the model actually read
 from __future__ import annotations
 
 import json
+import random
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -39,6 +40,7 @@ from hivid.models.sequence import (
     keyword_example,
     timestamp_text,
 )
+from hivid.training.augment import AugmentConfig, augment_view, name_pool
 
 SPLITS = ("train", "val", "test")
 REQUIRED_KEYS = ("video_id", "frame_times", "frames", "asr", "tcot", "chapters")
@@ -117,11 +119,23 @@ def prepare_sample(
     tokenizer: PreTrainedTokenizerBase,
     spec: InputSpec,
     with_target: bool = True,
+    augment: AugmentConfig | None = None,
+    rng: random.Random | None = None,
+    pool: Sequence[str] = (),
 ) -> dict[str, Any]:
-    """One video -> unpadded tensors for the narrator (``with_target=False`` for generation)."""
+    """One video -> unpadded tensors for the narrator (``with_target=False`` for generation).
+
+    ``augment`` (enabled, with ``rng``): a random view of the video (``augment_view``: renamed
+    product, shifted timeline, frame subset; ``pool``: replacement name words), training only.
+    """
     frames_path = Path(dataset_dir) / str(record["frames"])
+    n_all = len(record["frame_times"])
+    idx = select_frames(n_all, spec.max_frames)
+    if augment is not None and augment.enabled:
+        if rng is None:
+            raise ValueError("augmentation needs an rng")
+        record, idx = augment_view(record, idx, augment, rng, pool)
     times_all = [float(t) for t in record["frame_times"]]
-    idx = select_frames(len(times_all), spec.max_frames)
     pixels = load_pixels(frames_path, idx, spec.image_size, len(times_all))
     times = [times_all[i] for i in idx]
     target = (
@@ -232,17 +246,32 @@ class NarratorDataset(Dataset[dict[str, Any]]):
         dataset_dir: Path,
         tokenizer: PreTrainedTokenizerBase,
         spec: InputSpec,
+        augment: AugmentConfig | None = None,
+        seed: int = 0,
     ) -> None:
+        """``augment``: every item drawn is a fresh random view (training split only); the
+        views come from one ``random.Random(seed)``, so a seed and a sampling order fix them."""
         self.records = list(records)
         self.dataset_dir = Path(dataset_dir)
         self.tokenizer = tokenizer
         self.spec = spec
+        self.augment = augment if augment is not None and augment.enabled else None
+        self.rng = random.Random(seed)
+        self.pool = name_pool(self.records) if self.augment is not None else []
 
     def __len__(self) -> int:
         return len(self.records)
 
     def __getitem__(self, i: int) -> dict[str, Any]:
-        return prepare_sample(self.records[i], self.dataset_dir, self.tokenizer, self.spec)
+        return prepare_sample(
+            self.records[i],
+            self.dataset_dir,
+            self.tokenizer,
+            self.spec,
+            augment=self.augment,
+            rng=self.rng,
+            pool=self.pool,
+        )
 
 
 class _Collator:
@@ -267,10 +296,13 @@ class NarratorDataModule(L.LightningDataModule):
         num_workers: int = 0,
         focus: Sequence[str] = (),
         focus_share: float = 0.5,
+        augment: AugmentConfig | None = None,
+        seed: int = 0,
     ) -> None:
         """``focus``: training video ids drawn (with replacement) as ``focus_share`` of the
         samples, the other videos as the rest (a warm start oversamples the new videos and
-        replays the old ones against forgetting); empty = plain shuffling."""
+        replays the old ones against forgetting); empty = plain shuffling. ``augment``: random
+        views of the training split's videos (``hivid.training.augment``), seeded by ``seed``."""
         super().__init__()
         if not 0 < focus_share < 1:
             raise ValueError(f"focus_share must be in (0, 1), got {focus_share}")
@@ -281,6 +313,8 @@ class NarratorDataModule(L.LightningDataModule):
         self.num_workers = num_workers
         self.focus = frozenset(focus)
         self.focus_share = focus_share
+        self.augment = augment
+        self.seed = seed
         self.splits: dict[str, NarratorDataset] = {}
 
     def setup(self, stage: str | None = None) -> None:
@@ -288,7 +322,12 @@ class NarratorDataModule(L.LightningDataModule):
             if split not in self.splits:
                 records = read_split(self.dataset_dir, split)
                 self.splits[split] = NarratorDataset(
-                    records, self.dataset_dir, self.tokenizer, self.spec
+                    records,
+                    self.dataset_dir,
+                    self.tokenizer,
+                    self.spec,
+                    augment=self.augment if split == "train" else None,
+                    seed=self.seed,
                 )
 
     def train_weights(self) -> list[float] | None:

@@ -146,6 +146,8 @@ def train_stage(
         train_cfg.num_workers,
         focus=focus,
         focus_share=focus_share,
+        augment=train_cfg.augment,
+        seed=train_cfg.seed,
     )
     ckpt_dir = out_dir / "checkpoints"
     last = ckpt_dir / "last.ckpt"
