@@ -176,3 +176,19 @@ def free_port() -> int:
     with closing(socket.socket()) as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+class ScriptedLLM:
+    """Test fake LLM: answers from a list, records prompts."""
+
+    name = "scripted"
+
+    def __init__(self, answers: list[str]) -> None:
+        self.answers = list(answers)
+        self.prompts: list[str] = []
+
+    def complete(
+        self, prompt: str, max_new_tokens: int = 128, stop: list[str] | None = None
+    ) -> str:
+        self.prompts.append(prompt)
+        return self.answers.pop(0)

@@ -1,7 +1,7 @@
 """The shapes of the records that cross stage boundaries, as types (``TypedDict``s: still JSON).
 
 - ``AnnotationRecord``: one ``annotate`` output file (``outputs/annotations/<video_id>.json``,
-  ``schema_version`` 2; ``hivid.annotate.pipeline``);
+  ``schema_version`` 2; ``hivid.annotate.steps``);
 - ``DatasetRow``: one line of a ``build_dataset`` split (``<split>.jsonl``,
   ``hivid.dataset.build``);
 - ``*Result`` / ``*Report``: what each ``hivid.stages.run_*`` returns (the CLI prints and indexes
@@ -99,7 +99,7 @@ class Chapter(TypedDict):
 
 
 class AnnotationRecord(TypedDict):
-    """``outputs/annotations/<video_id>.json`` (see ``hivid.annotate.pipeline``)."""
+    """``outputs/annotations/<video_id>.json`` (see ``hivid.annotate.steps``)."""
 
     schema_version: int
     video_id: str

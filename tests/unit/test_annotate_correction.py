@@ -16,6 +16,7 @@ from hivid.annotate.correction import (
 )
 from hivid.annotate.prompts import PROMPT_NAMES, PromptError, prompt_hashes, render
 from hivid.annotate.textmetrics import cer, normalize_en, phonetic_key, similarity, wer
+from tests.helpers import ScriptedLLM
 
 MUG = {
     "title": "Zenthe Morning Mug 450 ml",
@@ -121,22 +122,6 @@ class BagOfWords:
                 out[i, sum(map(ord, w.strip(".,!?\"'"))) % 64] += 1.0
         n = np.linalg.norm(out, axis=1, keepdims=True)
         return out / np.maximum(n, 1e-9)
-
-
-class ScriptedLLM:
-    """Test fake LLM: answers from a list, records prompts."""
-
-    name = "scripted"
-
-    def __init__(self, answers: list[str]) -> None:
-        self.answers = list(answers)
-        self.prompts: list[str] = []
-
-    def complete(
-        self, prompt: str, max_new_tokens: int = 128, stop: list[str] | None = None
-    ) -> str:
-        self.prompts.append(prompt)
-        return self.answers.pop(0)
 
 
 def seg(text: str, t: float = 0.0) -> dict[str, Any]:

@@ -21,8 +21,7 @@ from hivid.annotate.storyline import (
 )
 from hivid.io import write_json
 from hivid.labels import SCRIPT_LABELS
-
-from .test_annotate_correction import ScriptedLLM
+from tests.helpers import ScriptedLLM
 
 
 class TopicEmbedder:

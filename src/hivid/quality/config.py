@@ -56,7 +56,7 @@ class QualityConfig:
     min_videos: int = 1
     """The batch fails when fewer videos than this pass."""
     schema_versions: list[int] = field(default_factory=lambda: [1, 2])
-    """Annotation record schema versions the gate accepts (see ``hivid.annotate.pipeline``)."""
+    """Annotation record schema versions the gate accepts (see ``hivid.annotate.steps``)."""
     split_size_tolerance: int = 1
     """How many videos a split may differ from round(n x fraction) (the at-least-one rules).
     ``stable`` dataset splits get at least three standard deviations of their binomial size,
