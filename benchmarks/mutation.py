@@ -51,7 +51,7 @@ MODULES: dict[str, list[str]] = {
         "tests/unit/test_lineage*.py",
         "tests/unit/test_warmstart.py",
     ],
-    "tracking/promotion.py": ["tests/unit/test_promotion.py"],
+    "tracking/promotion.py": ["tests/unit/test_promotion*.py"],
     # the plan and records; the weight-moving functions (warm_model, keep_weights, keep_champion)
     # are reached only by test_warmstart.py's training tests (minutes per surviving mutant):
     # `--tests tests/unit/test_warmstart.py tests/unit/test_warmstart_plan.py` to include them
@@ -71,6 +71,7 @@ MODULES: dict[str, list[str]] = {
         ),
     ],
     "data/probe.py": [
+        "tests/unit/test_probe*.py",
         "tests/unit/test_ingest*.py",
         "tests/unit/test_bad_input.py",
         "tests/unit/test_fuzz_probe.py",
@@ -82,7 +83,7 @@ MODULES: dict[str, list[str]] = {
         "tests/unit/test_validators_hypothesis.py",
     ],
     "quality/gate.py": [
-        "tests/unit/test_quality_gate.py",
+        "tests/unit/test_quality_gate*.py",
         "tests/unit/test_quality_more.py",
         "tests/unit/test_dataset_splits.py",
     ],
