@@ -52,11 +52,12 @@ MODULES: dict[str, list[str]] = {
         "tests/unit/test_warmstart.py",
     ],
     "tracking/promotion.py": ["tests/unit/test_promotion*.py"],
-    # the plan and records; the weight-moving functions (warm_model, keep_weights, keep_champion)
-    # are reached only by test_warmstart.py's training tests (minutes per surviving mutant):
-    # `--tests tests/unit/test_warmstart.py tests/unit/test_warmstart_plan.py` to include them
+    # the plan and records, and the 0-step stages (warm_model, keep_weights, keep_champion) on
+    # tiny narrators built by test_warmstart_keep.py; test_warmstart.py's training tests take
+    # minutes per surviving mutant: `--tests tests/unit/test_warmstart*.py` to include them
     "training/warmstart.py": [
         "tests/unit/test_warmstart_plan.py",
+        "tests/unit/test_warmstart_keep.py",
         *(
             f"tests/unit/test_warmstart.py::{t}"
             for t in (
