@@ -4,6 +4,7 @@
     .venv/bin/python benchmarks/mutation.py evaluation/soda.py # one module (or several)
     .venv/bin/python benchmarks/mutation.py --list             # modules and their fast tests
     .venv/bin/python benchmarks/mutation.py --report           # last scores, nothing run
+    .venv/bin/python benchmarks/mutation.py --survivors MODULE # re-test what the last run left
 
 mutmut changes one operator, constant or call at a time in a copy of the module (a "mutant") and
 runs the module's fast tests against it: a mutant the tests notice is *killed*, one they don't is
@@ -132,6 +133,14 @@ EQUIVALENT: dict[str, str] = {
     "hivid.training.warmstart.x_split_videos_with_hashes__mutmut_8": (
         "'UTF-8' is the same codec as 'utf-8'"
     ),
+    "hivid.training.warmstart.x_keep_weights__mutmut_34": (
+        "metrics.json written with encoding=None: the locale's, UTF-8 on every host (C.UTF-8), "
+        "and the JSON is ASCII anyway"
+    ),
+    "hivid.training.warmstart.x_keep_weights__mutmut_36": (
+        "metrics.json written with the default encoding: the locale's, UTF-8 (and ASCII JSON)"
+    ),
+    "hivid.training.warmstart.x_keep_weights__mutmut_47": "'UTF-8' is the same codec as 'utf-8'",
 }
 
 # Repository files and folders the tests read besides src/ and tests/ (linked into the work dir).
@@ -223,11 +232,21 @@ def run(
     nice: int,
     timeout_s: float | None,
     tests: list[str] | None = None,
+    survivors: bool = False,
 ) -> dict[str, Any]:
     """One fresh mutmut run over ``module`` (against ``tests``, default its own); stopped after
-    ``timeout_s`` (what ran is scored, the rest counts as "not checked")."""
+    ``timeout_s`` (what ran is scored, the rest counts as "not checked"). ``survivors``: keep
+    the last run's work directory and results and re-test only the mutants it did not kill."""
     tests = tests or _tests_for(module)
-    work = prepare(module, tests)
+    names: list[str] = []
+    if survivors:
+        work = WORK / _slug(module)
+        names = list(score(module)["not_killed"])
+        if not names:
+            print(f"== {module}: no surviving mutant to re-test")
+            return {**score(module), "seconds": 0.0, "timed_out": False}
+    else:
+        work = prepare(module, tests)
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "MUTANT_UNDER_TEST")}
     env.update(
         {
@@ -240,7 +259,7 @@ def run(
         }
     )
     exe = Path(sys.executable).parent / "mutmut"
-    cmd = [str(exe), "run", "--max-children", str(max_children)]
+    cmd = [str(exe), "run", "--max-children", str(max_children), *names]
     if nice:
         cmd = ["nice", "-n", str(nice), *cmd]
     print(f"== {module}: mutmut over {len(tests)} test file(s)/id(s) in {work}", flush=True)
@@ -314,6 +333,12 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help="run against these test files/ids instead (e.g. to score an older test set)",
     )
+    ap.add_argument(
+        "--survivors",
+        action="store_true",
+        help="re-test only the last run's mutants not killed, in its work directory (after "
+        "adding tests; a fresh run stays the reference)",
+    )
     ap.add_argument("--json", action="store_true", help="print the scores as JSON")
     ap.add_argument("-v", "--verbose", action="store_true", help="list every mutant not killed")
     ap.add_argument(
@@ -334,8 +359,9 @@ def main(argv: list[str] | None = None) -> int:
     else:
         results = []
         for m in modules:
-            r = run(m, args.max_children, args.nice, args.timeout, args.tests)
+            r = run(m, args.max_children, args.nice, args.timeout, args.tests, args.survivors)
             r["tests"] = args.tests or _tests_for(m)
+            r["survivors_only"] = args.survivors
             r.update({"date": datetime.now(UTC).isoformat(timespec="seconds"), "commit": _commit()})
             stored[m if not args.tests else f"{m} [--tests]"] = r  # keep the real score
             SCORES.parent.mkdir(parents=True, exist_ok=True)

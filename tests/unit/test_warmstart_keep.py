@@ -6,6 +6,7 @@ same paths through Lightning's ``train_stage``."""
 from __future__ import annotations
 
 import json
+import socket
 from pathlib import Path
 
 import pytest
@@ -63,7 +64,9 @@ def test_stage1_keeps_the_champion_without_its_compressor(
     assert set(kept) == {k for k in cs if not k.startswith(HEADS)} and same(kept, cs, set(kept))
     total = sum(p.numel() for p in model.parameters())
     assert r.metrics == {"steps": 0.0, "trainable_params": float(total), "total_params": total}
-    assert json.loads((tmp_path / "metrics.json").read_text(encoding="utf-8")) == r.metrics
+    # the same metrics.json a trained stage writes (fit.py): indented JSON
+    text = (tmp_path / "metrics.json").read_text(encoding="utf-8")
+    assert json.loads(text) == r.metrics and text == json.dumps(r.metrics, indent=2)
     # stage 1 trains everything: every parameter is named, sorted
     assert r.trainable_parameter_names == sorted(n for n, _ in model.named_parameters())
 
@@ -99,3 +102,22 @@ def test_warm_model_refuses_the_wrong_inputs(models: tuple[Path, Path, NarratorC
     with pytest.raises(StageError) as err:
         warm_model(2, champ, None, cfg)
     assert str(err.value) == "stage 2 needs init_model_dir (the stage-1 model directory)"
+
+
+def test_rank_zero_writes_the_model_under_ddp(
+    models: tuple[Path, Path, NarratorConfig], tmp_path: Path
+) -> None:
+    """Under torch.distributed only rank 0 writes the stage's files (a one-process group here)."""
+    import torch.distributed as dist
+
+    champ, _, cfg = models
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=0, world_size=1)
+    try:
+        r = keep_champion(1, champ, None, tmp_path, cfg, TrainConfig())
+    finally:
+        dist.destroy_process_group()
+    assert load_narrator(r.model_dir)[0].cfg.use_compressor is False
+    assert json.loads((tmp_path / "metrics.json").read_text(encoding="utf-8")) == r.metrics
