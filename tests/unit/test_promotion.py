@@ -266,7 +266,7 @@ def test_champion_that_keeps_moving_is_never_overwritten(
     monkeypatch.setattr(promotion, "decide", decide_then_move)
     d = promote(store, NAME, v2, PromotionConfig())
     assert calls == [v1, v3, v4, v3, v4][:CAS_ATTEMPTS] and CAS_ATTEMPTS == 5
-    assert not d.promoted and champion() == v3
+    assert d.promoted is False and champion() == v3
     assert d.reasons[-1] == "the champion alias moved after each of 5 decisions; not promoted"
     tag = MlflowClient().get_model_version(NAME, v2).tags["promotion.decision"]
     assert tag.startswith(f"version {v2} kept as challenger: ")
