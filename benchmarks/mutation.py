@@ -81,8 +81,22 @@ MODULES: dict[str, list[str]] = {
         "tests/unit/test_bad_input.py",
         "tests/unit/test_fuzz_probe.py",
     ],
+    # test_ingest_robust.py's `hivid ingest` CLI test is left out: it failed in mutmut's stats
+    # run (the CLI child gets the test's sys.path, mutmut's mutants folder included)
     "data/ingest.py": [
-        "tests/unit/test_ingest*.py",
+        "tests/unit/test_ingest.py",
+        "tests/unit/test_ingest_exact.py",
+        "tests/unit/test_ingest_fuzz.py",
+        *(
+            f"tests/unit/test_ingest_robust.py::{t}"
+            for t in (
+                "test_bad_metadata_costs_one_item",
+                "test_oversized_metadata_is_rejected_without_reading_it",
+                "test_directories_in_place_of_files_get_rows_with_ids",
+                "test_duplicate_keeps_the_copy_the_previous_manifest_listed",
+                "test_duplicate_id_keeps_the_older_file",
+            )
+        ),
         "tests/unit/test_bad_input.py",
         "tests/unit/test_fuzz_probe.py",
         "tests/unit/test_validators_hypothesis.py",
