@@ -150,6 +150,9 @@ EQUIVALENT: dict[str, str] = {
     "hivid.training.warmstart.x_split_videos_with_hashes__mutmut_8": (
         "'UTF-8' is the same codec as 'utf-8'"
     ),
+    "hivid.data.probe.x_frame_intervals__mutmut_6": (
+        "b >= a instead of b > a: the times are sorted and de-duplicated, so b > a always holds"
+    ),
     "hivid.training.warmstart.x_keep_weights__mutmut_34": (
         "metrics.json written with encoding=None: the locale's, UTF-8 on every host (C.UTF-8), "
         "and the JSON is ASCII anyway"

@@ -170,3 +170,35 @@ def test_worker_protocol_one_json_line_per_path(tmp_path: Path, clips: dict[str,
     assert lines[3] == {"error": "frame 64x48 (3072 px) exceeds max_pixels 100; not decoded"}
     assert lines[4] == {"error": "prober error (KeyError: 'path')"}
     assert len(lines) == 5
+
+
+def test_undecodable_first_frame(tmp_path: Path) -> None:
+    """The first video packet overwritten with 0xff: FFmpeg refuses it before any frame."""
+    clip = write_clip(tmp_path / "c.mp4", seconds=1.0, size=(64, 48), audio=False, faststart=True)
+    with av.open(str(clip)) as c:
+        pos, size = next((p.pos, p.size) for p in c.demux(c.streams.video[0]) if p.size)
+    data = bytearray(clip.read_bytes())
+    data[pos + 4 : pos + size] = b"\xff" * (size - 4)  # keep the NAL length, break the payload
+    clip.write_bytes(bytes(data))
+    assert reason(clip) == (
+        "video stream cannot be decoded (Invalid data found when processing input)"
+    )
+
+
+def test_stream_without_timestamps_has_no_duration(tmp_path: Path) -> None:
+    """A raw H.264 elementary stream: packets without pts, no duration anywhere."""
+    clip = write_clip(tmp_path / "s.mp4", seconds=1.0, size=(64, 48), audio=False)
+    raw = tmp_path / "raw.h264"
+    with av.open(str(clip)) as inp, av.open(str(raw), "w", format="h264") as out:
+        stream = out.add_stream_from_template(inp.streams.video[0])
+        for packet in inp.demux(inp.streams.video[0]):
+            if packet.dts is not None:
+                packet.stream = stream
+                out.mux(packet)
+    assert reason(raw) == "zero or unknown duration (0.0)"
+
+
+def test_short_uses_strerror_of_ffmpeg_errors_only() -> None:
+    assert _short(OSError(2, "No such file or directory")) == "[Errno 2] No such file or directory"
+    long = av.error.InvalidDataError(1094995529, "z" * 300, "f.mp4")
+    assert _short(long) == "z" * 200
