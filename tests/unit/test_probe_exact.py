@@ -103,7 +103,12 @@ def test_reasons_word_for_word(tmp_path: Path, clips: dict[str, Path]) -> None:
     )
     junk = tmp_path / "junk.mp4"
     junk.write_bytes(b"\x00garbage" * 100)
-    assert reason(junk).startswith("not a readable media container (")
+    assert (
+        reason(junk) == "not a readable media container (Invalid data found when processing input)"
+    )
+    meta_only = tmp_path / "meta.txt"  # FFmpeg's metadata format: a container with no stream
+    meta_only.write_text(";FFMETADATA1\ntitle=x\n")
+    assert reason(meta_only) == "no video or audio stream"
 
 
 def test_truncated_tail_names_the_frame_counts(tmp_path: Path) -> None:
@@ -185,17 +190,40 @@ def test_undecodable_first_frame(tmp_path: Path) -> None:
     )
 
 
-def test_stream_without_timestamps_has_no_duration(tmp_path: Path) -> None:
-    """A raw H.264 elementary stream: packets without pts, no duration anywhere."""
-    clip = write_clip(tmp_path / "s.mp4", seconds=1.0, size=(64, 48), audio=False)
-    raw = tmp_path / "raw.h264"
-    with av.open(str(clip)) as inp, av.open(str(raw), "w", format="h264") as out:
+def remux(clip: Path, out_path: Path, fmt: str, title: str | None = None) -> Path:
+    """``clip``'s video packets in another container format (no re-encoding)."""
+    with av.open(str(clip)) as inp, av.open(str(out_path), "w", format=fmt) as out:
+        if title is not None:
+            out.metadata["title"] = title
         stream = out.add_stream_from_template(inp.streams.video[0])
         for packet in inp.demux(inp.streams.video[0]):
             if packet.dts is not None:
                 packet.stream = stream
                 out.mux(packet)
-    assert reason(raw) == "zero or unknown duration (0.0)"
+    return out_path
+
+
+def test_stream_without_timestamps_has_no_duration(tmp_path: Path) -> None:
+    """A raw H.264 elementary stream: packets without pts, no duration anywhere."""
+    clip = write_clip(tmp_path / "s.mp4", seconds=1.0, size=(64, 48), audio=False)
+    assert reason(remux(clip, tmp_path / "raw.h264", "h264")) == "zero or unknown duration (0.0)"
+
+
+def test_duration_falls_back_to_the_container(tmp_path: Path) -> None:
+    """NUT records no per-stream duration or frame count: the container's duration is used."""
+    clip = write_clip(tmp_path / "s.mp4", seconds=2.0, size=(64, 48), audio=False)
+    info = probe_video(remux(clip, tmp_path / "a.nut", "nut"))
+    assert (info.duration, info.fps, info.n_video_frames) == (1.9, 10.0, None)
+    assert info.frame_interval_range == [0.1, 0.1] and info.video_codec == "h264"
+
+
+def test_metadata_that_is_not_utf8_is_ignored(tmp_path: Path) -> None:
+    clip = write_clip(tmp_path / "s.mp4", seconds=1.0, size=(64, 48), audio=False)
+    titled = remux(clip, tmp_path / "t.mp4", "mp4", title="QQQQQQ")
+    data = titled.read_bytes()
+    assert data.count(b"QQQQQQ") == 1
+    titled.write_bytes(data.replace(b"QQQQQQ", b"\xe9\xff\xfeQQQ"))  # a Latin-1-ish title
+    assert probe_video(titled).duration == 1.0
 
 
 def test_short_uses_strerror_of_ffmpeg_errors_only() -> None:
