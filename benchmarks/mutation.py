@@ -153,6 +153,19 @@ EQUIVALENT: dict[str, str] = {
     "hivid.data.probe.x_frame_intervals__mutmut_6": (
         "b >= a instead of b > a: the times are sorted and de-duplicated, so b > a always holds"
     ),
+    "hivid.quality.gate.x__failed_rows__mutmut_9": (
+        "df.loc[[]] when no row is flagged: the same empty frame as df.iloc[0:0]"
+    ),
+    "hivid.quality.gate.x__failed_rows__mutmut_12": "df.iloc[1:0] is as empty as df.iloc[0:0]",
+    "hivid.data.ingest.x__int_digits__mutmut_2": (
+        "the 'or 4300' fallback is for a disabled limit (0), where no integer is ever refused"
+    ),
+    "hivid.data.ingest.x__manifest_rows__mutmut_4": "bytes.decode() defaults to UTF-8",
+    "hivid.data.ingest.x__manifest_rows__mutmut_7": "'UTF-8' is the same codec as 'utf-8'",
+    "hivid.data.ingest.x_read_manifest__mutmut_8": (
+        "encoding=None: the locale's encoding, UTF-8 on every host we run (C.UTF-8)"
+    ),
+    "hivid.data.ingest.x_read_manifest__mutmut_10": "'UTF-8' is the same codec as 'utf-8'",
     "hivid.training.warmstart.x_keep_weights__mutmut_34": (
         "metrics.json written with encoding=None: the locale's, UTF-8 on every host (C.UTF-8), "
         "and the JSON is ASCII anyway"

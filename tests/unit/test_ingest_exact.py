@@ -19,6 +19,7 @@ from hivid.data.ingest import (
     ManifestError,
     MetadataError,
     _manifest_rows,
+    _one_line,
     _processing_order,
     load_metadata,
     read_manifest,
@@ -243,4 +244,15 @@ def test_processing_order_previous_manifest_first_then_mtime_then_name(tmp_path:
 
 def test_reasons_show_control_characters_escaped() -> None:
     assert shown_path("videos/a\nb\t.mp4") == "videos/a\\nb\\t.mp4"
-    assert shown_path("videos/ünï.mp4") == "videos/ünï.mp4"
+    assert shown_path("videos/ünï \\'\".mp4") == "videos/ünï \\'\".mp4"  # printable: as is
+    assert _one_line("a\nb\n") == "a b " and _one_line("a b") == "a b"
+
+
+def test_huge_integer_reason_names_the_interpreters_limit(tmp_path: Path) -> None:
+    limit = sys.get_int_max_str_digits()
+    sys.set_int_max_str_digits(1000)
+    try:
+        big = '{"n": ' + "9" * 1001 + "}"
+        assert meta_reason(tmp_path, big) == "metadata holds an integer with more than 1000 digits"
+    finally:
+        sys.set_int_max_str_digits(limit)
