@@ -161,6 +161,13 @@ EQUIVALENT: dict[str, str] = {
         "the 'or 4300' fallback is for a disabled limit (0), where no integer is ever refused"
     ),
     "hivid.data.ingest.x__manifest_rows__mutmut_4": "bytes.decode() defaults to UTF-8",
+    "hivid.data.ingest.x__metadata_value_problem__mutmut_32": (
+        "'UTF-8' is the same codec as 'utf-8'"
+    ),
+    "hivid.data.ingest.x__processing_order__mutmut_21": (
+        "files the previous manifest did not list sort in group 2 instead of 1: still after "
+        "the listed ones (group 0), in the same order among themselves"
+    ),
     "hivid.data.ingest.x__manifest_rows__mutmut_7": "'UTF-8' is the same codec as 'utf-8'",
     "hivid.data.ingest.x_read_manifest__mutmut_8": (
         "encoding=None: the locale's encoding, UTF-8 on every host we run (C.UTF-8)"

@@ -256,3 +256,53 @@ def test_huge_integer_reason_names_the_interpreters_limit(tmp_path: Path) -> Non
         assert meta_reason(tmp_path, big) == "metadata holds an integer with more than 1000 digits"
     finally:
         sys.set_int_max_str_digits(limit)
+
+
+def nested(levels: int) -> dict[str, Any]:
+    """Valid metadata whose deepest object is ``levels`` deep (the top-level object is 1)."""
+    inner: dict[str, Any] = {}
+    for _ in range(levels - 2):
+        inner = {"a": inner}
+    return {**META, "attributes": inner}
+
+
+def test_nesting_limit_is_exact(tmp_path: Path) -> None:
+    assert load_metadata(_write(tmp_path / "ok.json", json.dumps(nested(MAX_METADATA_DEPTH))))
+    assert meta_reason(tmp_path, json.dumps(nested(MAX_METADATA_DEPTH + 1))) == (
+        f"metadata nested deeper than {MAX_METADATA_DEPTH} levels"
+    )
+
+
+def test_long_keys_are_cut_to_80_characters_in_reasons(tmp_path: Path) -> None:
+    key = "k" * 100
+    assert meta_reason(tmp_path, json.dumps({**META, key: float("nan")})) == (
+        f"'{'k' * 80}' is nan (not a finite number)"
+    )
+    assert meta_reason(tmp_path, json.dumps({**META, key: "\ud800"})) == (
+        f"'{'k' * 80}' holds a lone UTF-16 surrogate (not encodable as UTF-8)"
+    )
+
+
+def test_unstatable_metadata_path(tmp_path: Path) -> None:
+    p = tmp_path / ("m" * 300 + ".json")  # longer than a file name may be
+    with pytest.raises(MetadataError) as err:
+        load_metadata(p)
+    assert str(err.value) == f"{p}: cannot read metadata (File name too long)"
+
+
+def test_processing_order_ties_and_vanished_files(tmp_path: Path) -> None:
+    videos = tmp_path / "videos"
+    videos.mkdir()
+    early = videos / "a_early.mp4"  # modified at the epoch: still after every listed file
+    early.write_bytes(b"x")
+    os.utime(early, ns=(0, 0))
+    listed = videos / "z_listed.mp4"
+    listed.write_bytes(b"x")
+    gone = videos / "a_gone.mp4"  # listed by the walk, deleted before it is sorted: mtime 0
+    later = videos / "b_later.mp4"
+    later.write_bytes(b"x")
+    os.utime(later, ns=(0, 0))
+    order = _processing_order(
+        [later, gone, early, listed], tmp_path, [{"path": "videos/z_listed.mp4"}]
+    )
+    assert [p.name for p in order] == ["z_listed.mp4", "a_early.mp4", "a_gone.mp4", "b_later.mp4"]
