@@ -230,3 +230,24 @@ def test_short_uses_strerror_of_ffmpeg_errors_only() -> None:
     assert _short(OSError(2, "No such file or directory")) == "[Errno 2] No such file or directory"
     long = av.error.InvalidDataError(1094995529, "z" * 300, "f.mp4")
     assert _short(long) == "z" * 200
+
+
+def test_truncation_allows_one_missing_frame_not_two(tmp_path: Path) -> None:
+    """The last frame's packet may be missing (an encoder's final flush); two missing frames
+    are a truncated file."""
+    clip = write_clip(tmp_path / "t.mp4", seconds=2.0, size=(64, 48), audio=False, faststart=True)
+    with av.open(str(clip)) as c:
+        starts = [p.pos for p in c.demux(c.streams.video[0]) if p.size]
+    data = clip.read_bytes()
+    assert len(starts) == 20
+    (tmp_path / "one.mp4").write_bytes(data[: starts[-1]])
+    assert probe_video(tmp_path / "one.mp4").n_video_frames == 20
+    (tmp_path / "two.mp4").write_bytes(data[: starts[-2]])
+    assert reason(tmp_path / "two.mp4") == (
+        "truncated: 18 of the 20 video frames the header lists are in the file"
+    )
+
+
+def test_duration_and_rate_are_rounded_to_milliseconds(tmp_path: Path) -> None:
+    info = probe_video(write_clip(tmp_path / "c.mp4", seconds=1 / 3, fps=30, size=(64, 48)))
+    assert (info.duration, info.fps, info.n_video_frames) == (0.333, 30.002, 10)
