@@ -155,6 +155,7 @@ SUITE = Suite(
         Check("per_video", None, explain_rows),
         Check("dupes", None, explain_rows, batch=True),
         Check("wording_bug", None, broken_explain),
+        Check("batch_wording_bug", None, broken_explain, batch=True),
         Check("expect_table_row_count_to_be_between", None, explain_rows),
     ),
 )
@@ -247,3 +248,5 @@ def test_a_wording_bug_never_hides_the_failure() -> None:
     assert f.reasons == {
         "a": ["a: t: check wording_bug failed (a; explanation error: 'pos')"],
     }
+    f = interpret([outcome("batch_wording_bug", False, flagged(0))])
+    assert f.batch_failures == ["t: check batch_wording_bug failed (t; explanation error: 'pos')"]
