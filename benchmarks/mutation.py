@@ -161,6 +161,14 @@ EQUIVALENT: dict[str, str] = {
         "the 'or 4300' fallback is for a disabled limit (0), where no integer is ever refused"
     ),
     "hivid.data.ingest.x__manifest_rows__mutmut_4": "bytes.decode() defaults to UTF-8",
+    "hivid.data.ingest.x_load_metadata__mutmut_27": "'UTF-8' is the same codec as 'utf-8'",
+    **{
+        f"hivid.data.ingest.x_load_metadata__mutmut_{n}": (
+            "meta.get(key, default).strip(): only reached when meta[key] is a str, so the "
+            "default is never used"
+        )
+        for n in (56, 58, 59)
+    },
     "hivid.data.ingest.x__metadata_value_problem__mutmut_32": (
         "'UTF-8' is the same codec as 'utf-8'"
     ),
