@@ -150,6 +150,25 @@ EQUIVALENT: dict[str, str] = {
     "hivid.training.warmstart.x_split_videos_with_hashes__mutmut_8": (
         "'UTF-8' is the same codec as 'utf-8'"
     ),
+    **{
+        f"hivid.data.probe.x\u01c1ProbeWorker\u01c1_start__mutmut_{n}": (
+            "the pipe's buffering (bufsize 1, 2 or the default): every request and reply is "
+            "flushed explicitly"
+        )
+        for n in (7, 13, 19)
+    },
+    **{
+        f"hivid.data.probe.x\u01c1ProbeWorker\u01c1_kill__mutmut_{n}": (
+            "proc.wait(10 / 11 / None) right after SIGKILL (or exit): it returns at once"
+        )
+        for n in (4, 5)
+    },
+    "hivid.data.probe.x\u01c1ProbeWorker\u01c1_readline__mutmut_1": (
+        "assert ... or ...: stdout is always a pipe (Popen stdout=PIPE), the assert never fails"
+    ),
+    "hivid.data.probe.x\u01c1ProbeWorker\u01c1probe__mutmut_5": (
+        "assert ... or ...: stdin is always a pipe (Popen stdin=PIPE), the assert never fails"
+    ),
     "hivid.data.probe.x_frame_intervals__mutmut_6": (
         "b >= a instead of b > a: the times are sorted and de-duplicated, so b > a always holds"
     ),

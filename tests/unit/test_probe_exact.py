@@ -18,6 +18,7 @@ from hivid.data.probe import (
     VFR_TOLERANCE,
     ProbeError,
     ProbeResult,
+    ProbeWorker,
     _serve,
     _short,
     frame_intervals,
@@ -251,3 +252,30 @@ def test_truncation_allows_one_missing_frame_not_two(tmp_path: Path) -> None:
 def test_duration_and_rate_are_rounded_to_milliseconds(tmp_path: Path) -> None:
     info = probe_video(write_clip(tmp_path / "c.mp4", seconds=1 / 3, fps=30, size=(64, 48)))
     assert (info.duration, info.fps, info.n_video_frames) == (0.333, 30.002, 10)
+
+
+def test_worker_start_and_probe_timeouts(tmp_path: Path, clips: dict[str, Path]) -> None:
+    w = ProbeWorker(timeout_s=30)
+    assert (w.timeout_s, w.max_pixels, w.start_timeout_s, w.restarts) == (30, None, 120.0, 0)
+    slow_start = ProbeWorker(timeout_s=30, start_timeout_s=1e-4)  # no interpreter starts so fast
+    with pytest.raises(RuntimeError) as err:
+        slow_start.probe(clips["av"])
+    assert str(err.value) == "probe worker did not start within 0.0001 s"
+    assert slow_start.pid is None
+    with ProbeWorker(timeout_s=1e-4, start_timeout_s=60) as hurried:
+        with pytest.raises(ProbeError) as perr:
+            hurried.probe(clips["av"])
+        assert perr.value.reason == "probe timed out after 0.0001 s (worker killed)"
+        assert hurried.restarts == 1
+
+
+def test_worker_close_ends_the_child_and_its_pipes(clips: dict[str, Path]) -> None:
+    w = ProbeWorker(timeout_s=60, max_pixels=100)
+    with pytest.raises(ProbeError) as err:  # the limit travels to the child
+        w.probe(clips["av"])
+    assert err.value.reason == "frame 64x48 (3072 px) exceeds max_pixels 100; not decoded"
+    proc = w._proc
+    assert proc is not None and proc.stdin is not None and proc.stdout is not None
+    w.close()
+    assert proc.returncode == 0  # EOF on stdin: the worker loop ended by itself
+    assert proc.stdin.closed and proc.stdout.closed and w.pid is None
