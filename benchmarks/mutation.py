@@ -176,6 +176,13 @@ EQUIVALENT: dict[str, str] = {
         "df.loc[[]] when no row is flagged: the same empty frame as df.iloc[0:0]"
     ),
     "hivid.quality.gate.x__failed_rows__mutmut_12": "df.iloc[1:0] is as empty as df.iloc[0:0]",
+    **{
+        f"hivid.quality.gate.x__interpret__mutmut_{n}": (
+            "groupby(sort=True/False/None): only orders the keys of findings.reasons, which both "
+            "gates read in sorted order (each video's own reasons keep the results' order)"
+        )
+        for n in (75, 77, 80)
+    },
     "hivid.data.ingest.x__int_digits__mutmut_2": (
         "the 'or 4300' fallback is for a disabled limit (0), where no integer is ever refused"
     ),
