@@ -437,7 +437,8 @@ def main(argv: list[str] | None = None) -> int:
         "--survivors",
         action="store_true",
         help="re-test only the last run's mutants not killed, in its work directory (after "
-        "adding tests; a fresh run stays the reference)",
+        "adding tests; a fresh run stays the reference: mutmut may not map a test added to a "
+        "file it already ran to the functions it covers, so this can under-count kills)",
     )
     ap.add_argument(
         "--functions",
