@@ -187,6 +187,9 @@ EQUIVALENT: dict[str, str] = {
         "the 'or 4300' fallback is for a disabled limit (0), where no integer is ever refused"
     ),
     "hivid.data.ingest.x__manifest_rows__mutmut_4": "bytes.decode() defaults to UTF-8",
+    "hivid.data.ingest.x__one_line__mutmut_2": (
+        "always ' '.join(text.split('\\n')): a text without a newline comes back unchanged"
+    ),
     "hivid.data.ingest.x_load_metadata__mutmut_27": "'UTF-8' is the same codec as 'utf-8'",
     **{
         f"hivid.data.ingest.x_load_metadata__mutmut_{n}": (
