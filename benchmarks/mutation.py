@@ -482,6 +482,7 @@ def main(argv: list[str] | None = None) -> int:
             r["tests"] = args.tests or _tests_for(m)
             r["survivors_only"] = args.survivors
             r.update({"date": datetime.now(UTC).isoformat(timespec="seconds"), "commit": _commit()})
+            stored = _load_scores()  # re-read: another module's run may have finished meanwhile
             stored[m if not args.tests else f"{m} [--tests]"] = r  # keep the real score
             SCORES.parent.mkdir(parents=True, exist_ok=True)
             SCORES.write_text(json.dumps(stored, indent=2), encoding="utf-8")
