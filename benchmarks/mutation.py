@@ -4,6 +4,7 @@
     .venv/bin/python benchmarks/mutation.py evaluation/soda.py # one module (or several)
     .venv/bin/python benchmarks/mutation.py --list             # modules and their fast tests
     .venv/bin/python benchmarks/mutation.py --report           # last scores, nothing run
+    .venv/bin/python benchmarks/mutation.py --survivors MODULE # re-test what the last run left
 
 mutmut changes one operator, constant or call at a time in a copy of the module (a "mutant") and
 runs the module's fast tests against it: a mutant the tests notice is *killed*, one they don't is
@@ -37,6 +38,7 @@ import time
 import tomllib
 from collections import Counter
 from datetime import UTC, datetime
+from fnmatch import fnmatch
 from pathlib import Path
 from typing import Any
 
@@ -54,12 +56,13 @@ MODULES: dict[str, list[str]] = {
     "tracking/audit.py": AUDIT_TESTS,
     "tracking/audit_links.py": AUDIT_TESTS,  # the chain's vocabulary, split out of audit.py
     "tracking/audit_model.py": AUDIT_TESTS,  # its model-end checks, split out of audit.py
-    "tracking/promotion.py": ["tests/unit/test_promotion.py"],
-    # the plan and records; the weight-moving functions (warm_model, keep_weights, keep_champion)
-    # are reached only by test_warmstart.py's training tests (minutes per surviving mutant):
-    # `--tests tests/unit/test_warmstart.py tests/unit/test_warmstart_plan.py` to include them
+    "tracking/promotion.py": ["tests/unit/test_promotion*.py"],
+    # the plan and records, and the 0-step stages (warm_model, keep_weights, keep_champion) on
+    # tiny narrators built by test_warmstart_keep.py; test_warmstart.py's training tests take
+    # minutes per surviving mutant: `--tests tests/unit/test_warmstart*.py` to include them
     "training/warmstart.py": [
         "tests/unit/test_warmstart_plan.py",
+        "tests/unit/test_warmstart_keep.py",
         *(
             f"tests/unit/test_warmstart.py::{t}"
             for t in (
@@ -73,19 +76,36 @@ MODULES: dict[str, list[str]] = {
             )
         ),
     ],
+    # test_ingest_robust.py and test_ingest_fuzz.py reach the prober only through ingest (and
+    # the former's `hivid ingest` CLI test failed in mutmut's stats run here: not investigated)
     "data/probe.py": [
-        "tests/unit/test_ingest*.py",
+        "tests/unit/test_probe*.py",
+        "tests/unit/test_ingest.py",
         "tests/unit/test_bad_input.py",
         "tests/unit/test_fuzz_probe.py",
     ],
+    # test_ingest_robust.py's `hivid ingest` CLI test is left out: it failed in mutmut's stats
+    # run (the CLI child gets the test's sys.path, mutmut's mutants folder included)
     "data/ingest.py": [
-        "tests/unit/test_ingest*.py",
+        "tests/unit/test_ingest.py",
+        "tests/unit/test_ingest_exact.py",
+        "tests/unit/test_ingest_fuzz.py",
+        *(
+            f"tests/unit/test_ingest_robust.py::{t}"
+            for t in (
+                "test_bad_metadata_costs_one_item",
+                "test_oversized_metadata_is_rejected_without_reading_it",
+                "test_directories_in_place_of_files_get_rows_with_ids",
+                "test_duplicate_keeps_the_copy_the_previous_manifest_listed",
+                "test_duplicate_id_keeps_the_older_file",
+            )
+        ),
         "tests/unit/test_bad_input.py",
         "tests/unit/test_fuzz_probe.py",
         "tests/unit/test_validators_hypothesis.py",
     ],
     "quality/gate.py": [
-        "tests/unit/test_quality_gate.py",
+        "tests/unit/test_quality_gate*.py",
         "tests/unit/test_quality_more.py",
         "tests/unit/test_dataset_splits.py",
     ],
@@ -133,6 +153,74 @@ EQUIVALENT: dict[str, str] = {
     "hivid.training.warmstart.x_split_videos_with_hashes__mutmut_8": (
         "'UTF-8' is the same codec as 'utf-8'"
     ),
+    **{
+        f"hivid.data.probe.x\u01c1ProbeWorker\u01c1_start__mutmut_{n}": (
+            "the pipe's buffering (bufsize 1, 2 or the default): every request and reply is "
+            "flushed explicitly"
+        )
+        for n in (7, 13, 19)
+    },
+    **{
+        f"hivid.data.probe.x\u01c1ProbeWorker\u01c1_kill__mutmut_{n}": (
+            "proc.wait(10 / 11 / None) right after SIGKILL (or exit): it returns at once"
+        )
+        for n in (4, 5)
+    },
+    "hivid.data.probe.x\u01c1ProbeWorker\u01c1_readline__mutmut_1": (
+        "assert ... or ...: stdout is always a pipe (Popen stdout=PIPE), the assert never fails"
+    ),
+    "hivid.data.probe.x\u01c1ProbeWorker\u01c1probe__mutmut_5": (
+        "assert ... or ...: stdin is always a pipe (Popen stdin=PIPE), the assert never fails"
+    ),
+    "hivid.data.probe.x_frame_intervals__mutmut_6": (
+        "b >= a instead of b > a: the times are sorted and de-duplicated, so b > a always holds"
+    ),
+    "hivid.quality.gate.x__failed_rows__mutmut_9": (
+        "df.loc[[]] when no row is flagged: the same empty frame as df.iloc[0:0]"
+    ),
+    "hivid.quality.gate.x__failed_rows__mutmut_12": "df.iloc[1:0] is as empty as df.iloc[0:0]",
+    **{
+        f"hivid.quality.gate.x__interpret__mutmut_{n}": (
+            "groupby(sort=True/False/None): only orders the keys of findings.reasons, which both "
+            "gates read in sorted order (each video's own reasons keep the results' order)"
+        )
+        for n in (75, 77, 80)
+    },
+    "hivid.data.ingest.x__int_digits__mutmut_2": (
+        "the 'or 4300' fallback is for a disabled limit (0), where no integer is ever refused"
+    ),
+    "hivid.data.ingest.x__manifest_rows__mutmut_4": "bytes.decode() defaults to UTF-8",
+    "hivid.data.ingest.x__one_line__mutmut_2": (
+        "always ' '.join(text.split('\\n')): a text without a newline comes back unchanged"
+    ),
+    "hivid.data.ingest.x_load_metadata__mutmut_27": "'UTF-8' is the same codec as 'utf-8'",
+    **{
+        f"hivid.data.ingest.x_load_metadata__mutmut_{n}": (
+            "meta.get(key, default).strip(): only reached when meta[key] is a str, so the "
+            "default is never used"
+        )
+        for n in (56, 58, 59)
+    },
+    "hivid.data.ingest.x__metadata_value_problem__mutmut_32": (
+        "'UTF-8' is the same codec as 'utf-8'"
+    ),
+    "hivid.data.ingest.x__processing_order__mutmut_21": (
+        "files the previous manifest did not list sort in group 2 instead of 1: still after "
+        "the listed ones (group 0), in the same order among themselves"
+    ),
+    "hivid.data.ingest.x__manifest_rows__mutmut_7": "'UTF-8' is the same codec as 'utf-8'",
+    "hivid.data.ingest.x_read_manifest__mutmut_8": (
+        "encoding=None: the locale's encoding, UTF-8 on every host we run (C.UTF-8)"
+    ),
+    "hivid.data.ingest.x_read_manifest__mutmut_10": "'UTF-8' is the same codec as 'utf-8'",
+    "hivid.training.warmstart.x_keep_weights__mutmut_34": (
+        "metrics.json written with encoding=None: the locale's, UTF-8 on every host (C.UTF-8), "
+        "and the JSON is ASCII anyway"
+    ),
+    "hivid.training.warmstart.x_keep_weights__mutmut_36": (
+        "metrics.json written with the default encoding: the locale's, UTF-8 (and ASCII JSON)"
+    ),
+    "hivid.training.warmstart.x_keep_weights__mutmut_47": "'UTF-8' is the same codec as 'utf-8'",
 }
 
 # Repository files and folders the tests read besides src/ and tests/ (linked into the work dir).
@@ -192,8 +280,21 @@ def prepare(module: str, tests: list[str]) -> Path:
     return work
 
 
-def score(module: str) -> dict[str, Any]:
-    """Counts by mutmut status for ``module``'s last run, and the score."""
+def _functions(module: str, functions: list[str]) -> list[str]:
+    """mutmut name patterns of ``functions`` (``name`` or ``Class.method``) of ``module``."""
+    prefix = "hivid." + _slug(module)
+    out = []
+    for f in functions:
+        cls, _, meth = f.rpartition(".")
+        out.append(
+            f"{prefix}.x\u01c1{cls}\u01c1{meth}__mutmut_*" if cls else f"{prefix}.x_{f}__mutmut_*"
+        )
+    return out
+
+
+def score(module: str, functions: list[str] | None = None) -> dict[str, Any]:
+    """Counts by mutmut status for ``module``'s last run, and the score; ``functions``: only
+    the mutants of these functions count (a partial score, marked as such)."""
     meta = WORK / _slug(module) / "mutants" / "src" / "hivid" / f"{module}.meta"
     if not meta.is_file():
         raise SystemExit(f"{module}: no results ({meta} missing): run it first")
@@ -201,6 +302,10 @@ def score(module: str) -> dict[str, Any]:
 
     codes = json.loads(meta.read_text(encoding="utf-8"))["exit_code_by_key"]
     status = {k: status_by_exit_code[v] for k, v in codes.items()}
+    all_mutants = len(status)
+    if functions:
+        patterns = _functions(module, functions)
+        status = {k: v for k, v in status.items() if any(fnmatch(k, p) for p in patterns)}
     counts = Counter(status.values())
     equivalent = sorted(k for k, s in status.items() if k in EQUIVALENT and s not in KILLED)
     survivors = sorted(k for k, s in status.items() if s not in KILLED and k not in EQUIVALENT)
@@ -215,6 +320,8 @@ def score(module: str) -> dict[str, Any]:
         "score": killed / considered if considered else 1.0,
         "by_status": dict(sorted(counts.items())),
         "not_killed": {k: status[k] for k in survivors},
+        "functions": functions or None,
+        "module_mutants": all_mutants,
     }
 
 
@@ -224,11 +331,23 @@ def run(
     nice: int,
     timeout_s: float | None,
     tests: list[str] | None = None,
+    survivors: bool = False,
+    functions: list[str] | None = None,
 ) -> dict[str, Any]:
     """One fresh mutmut run over ``module`` (against ``tests``, default its own); stopped after
-    ``timeout_s`` (what ran is scored, the rest counts as "not checked")."""
+    ``timeout_s`` (what ran is scored, the rest counts as "not checked"). ``survivors``: keep
+    the last run's work directory and results and re-test only the mutants it did not kill.
+    ``functions``: only the mutants of these functions are tested and scored (a partial score)."""
     tests = tests or _tests_for(module)
-    work = prepare(module, tests)
+    names: list[str] = _functions(module, functions) if functions else []
+    if survivors:
+        work = WORK / _slug(module)
+        names = list(score(module, functions)["not_killed"])
+        if not names:
+            print(f"== {module}: no surviving mutant to re-test")
+            return {**score(module, functions), "seconds": 0.0, "timed_out": False}
+    else:
+        work = prepare(module, tests)
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "MUTANT_UNDER_TEST")}
     env.update(
         {
@@ -241,7 +360,7 @@ def run(
         }
     )
     exe = Path(sys.executable).parent / "mutmut"
-    cmd = [str(exe), "run", "--max-children", str(max_children)]
+    cmd = [str(exe), "run", "--max-children", str(max_children), *names]
     if nice:
         cmd = ["nice", "-n", str(nice), *cmd]
     print(f"== {module}: mutmut over {len(tests)} test file(s)/id(s) in {work}", flush=True)
@@ -266,7 +385,7 @@ def run(
     if code != 0:
         tail = log.read_text(encoding="utf-8").strip().splitlines()[-15:]
         raise SystemExit(f"{module}: mutmut failed (exit {code}), {log}:\n" + "\n".join(tail))
-    result = score(module)
+    result = score(module, functions)
     result["seconds"] = round(seconds, 1)
     result["timed_out"] = timed_out
     if timed_out:
@@ -291,6 +410,11 @@ def _print(results: list[dict[str, Any]], verbose: bool) -> None:
             f"{r['module']:<24} {r['killed']:>7} {r['total']:>6} {len(r['equivalent']):>6} "
             f"{100 * r['score']:>6.1f}%  {rest or '-'}"
         )
+        if r.get("functions"):
+            print(
+                f"{'':<24} partial: {r['total']} of the module's {r['module_mutants']} mutants "
+                f"({', '.join(r['functions'])})"
+            )
     if verbose:
         for r in results:
             for name, status in r["not_killed"].items():
@@ -315,6 +439,20 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help="run against these test files/ids instead (e.g. to score an older test set)",
     )
+    ap.add_argument(
+        "--survivors",
+        action="store_true",
+        help="re-test only the last run's mutants not killed, in its work directory (after "
+        "adding tests; a fresh run stays the reference: mutmut may not map a test added to a "
+        "file it already ran to the functions it covers, so this can under-count kills)",
+    )
+    ap.add_argument(
+        "--functions",
+        nargs="+",
+        default=None,
+        help="test and score only the mutants of these functions (name, or Class.method): a "
+        "partial score, reported as such",
+    )
     ap.add_argument("--json", action="store_true", help="print the scores as JSON")
     ap.add_argument("-v", "--verbose", action="store_true", help="list every mutant not killed")
     ap.add_argument(
@@ -335,9 +473,19 @@ def main(argv: list[str] | None = None) -> int:
     else:
         results = []
         for m in modules:
-            r = run(m, args.max_children, args.nice, args.timeout, args.tests)
+            r = run(
+                m,
+                args.max_children,
+                args.nice,
+                args.timeout,
+                args.tests,
+                args.survivors,
+                args.functions,
+            )
             r["tests"] = args.tests or _tests_for(m)
+            r["survivors_only"] = args.survivors
             r.update({"date": datetime.now(UTC).isoformat(timespec="seconds"), "commit": _commit()})
+            stored = _load_scores()  # re-read: another module's run may have finished meanwhile
             stored[m if not args.tests else f"{m} [--tests]"] = r  # keep the real score
             SCORES.parent.mkdir(parents=True, exist_ok=True)
             SCORES.write_text(json.dumps(stored, indent=2), encoding="utf-8")

@@ -1,15 +1,17 @@
 from __future__ import annotations
 
 import multiprocessing as mp
+import threading
 import time
 from pathlib import Path
 from typing import Any
 
 import mlflow
 import pytest
+from filelock import FileLock, Timeout
 from mlflow.tracking import MlflowClient
 
-from hivid.tracking.promotion import PromotionConfig, decide, promote
+from hivid.tracking.promotion import CAS_ATTEMPTS, PromotionConfig, decide, promote
 
 NAME = "hivid-narrator"
 
@@ -66,6 +68,13 @@ def test_first_passing_version_becomes_champion(store: Path) -> None:
     d = promote(store, NAME, v1, PromotionConfig())
     assert d.promoted and champion() == v1
     assert "no current champion" in d.text()
+    tag = MlflowClient().get_model_version(NAME, v1).tags["promotion.decision"]
+    assert tag == d.text() and tag.startswith(f"version {v1} PROMOTED to champion: ")
+    # the decision tag keeps the first 5000 characters (the reason quotes the gx.result tag)
+    v2 = add_version(0.9, gate="x" * 6000)
+    d = promote(store, NAME, v2, PromotionConfig())
+    assert not d.promoted and len(d.text()) > 6000
+    assert MlflowClient().get_model_version(NAME, v2).tags["promotion.decision"] == d.text()[:5000]
 
 
 def test_worse_or_within_margin_stays_challenger(store: Path) -> None:
@@ -82,6 +91,34 @@ def test_worse_or_within_margin_stays_challenger(store: Path) -> None:
     assert champion() == v4
     tag = MlflowClient().get_model_version(NAME, v3).tags["promotion.decision"]
     assert "kept as challenger" in tag
+
+
+def test_promotion_waits_for_the_lock_beside_the_store(store: Path) -> None:
+    """Another run holding ``<root>/mlruns/.promotion.lock`` blocks promotion for at most
+    ``lock_timeout_s``; the lock's folder is created when missing (a fresh project root)."""
+    v1 = add_version(0.4)
+    held, done = threading.Event(), threading.Event()
+
+    def other_run() -> None:
+        with FileLock(str(store / "mlruns" / ".promotion.lock")):
+            held.set()
+            done.wait(5)
+
+    t = threading.Thread(target=other_run)
+    t.start()
+    try:
+        assert held.wait(5)
+        t0 = time.monotonic()
+        with pytest.raises(Timeout):
+            promote(store, NAME, v1, PromotionConfig(lock_timeout_s=0.3))
+        assert time.monotonic() - t0 < 3
+    finally:
+        done.set()
+        t.join()
+    assert champion() is None
+    fresh = store / "elsewhere" / "project"
+    assert promote(fresh, NAME, v1, PromotionConfig(lock_timeout_s=0.3)).promoted
+    assert (fresh / "mlruns" / ".promotion.lock").exists() and champion() == v1
 
 
 def test_failed_gate_or_missing_metric_never_promotes(store: Path) -> None:
@@ -205,3 +242,31 @@ def test_champion_moved_by_a_lock_free_writer_is_decided_again(
     assert calls == [v1, v3]  # decided against v1, saw the alias move, decided again against v3
     assert not d.promoted and d.champion_before == v3
     assert champion() == v3
+
+
+def test_champion_that_keeps_moving_is_never_overwritten(
+    store: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A lock-free writer moving the alias after every decision: ``promote`` gives up after
+    ``CAS_ATTEMPTS`` decisions and reports no promotion (its tag says so too)."""
+    import hivid.tracking.promotion as promotion
+
+    v1 = add_version(0.40)
+    promote(store, NAME, v1, PromotionConfig())
+    v2, v3, v4 = add_version(0.90), add_version(0.30), add_version(0.20)
+    real_decide = promotion.decide
+    calls: list[str | None] = []
+
+    def decide_then_move(*args: Any, **kwargs: Any) -> Any:
+        d = real_decide(*args, **kwargs)
+        calls.append(d.champion_before)
+        MlflowClient().set_registered_model_alias(NAME, "champion", v3 if len(calls) % 2 else v4)
+        return d
+
+    monkeypatch.setattr(promotion, "decide", decide_then_move)
+    d = promote(store, NAME, v2, PromotionConfig())
+    assert calls == [v1, v3, v4, v3, v4][:CAS_ATTEMPTS] and CAS_ATTEMPTS == 5
+    assert d.promoted is False and champion() == v3
+    assert d.reasons[-1] == "the champion alias moved after each of 5 decisions; not promoted"
+    tag = MlflowClient().get_model_version(NAME, v2).tags["promotion.decision"]
+    assert tag.startswith(f"version {v2} kept as challenger: ")

@@ -102,7 +102,17 @@ def test_more_than_half_bad_fails_the_batch(tmp_path: Path) -> None:
         ann[vid]["chapters"][0]["title"] = ""
     result = run_gate(manifest, ann, QualityConfig(), tmp_path)
     assert not result.success
-    assert any("3 of 4 videos quarantined" in f for f in result.batch_failures)
+    # the only batch failure: the one video that passed is enough for min_videos 1
+    assert result.batch_failures == [
+        "3 of 4 videos quarantined (75%), more than max_quarantine_share 50%"
+    ]
+    stats = result.statistics
+    assert (stats["videos"], stats["passed"], stats["quarantined"]) == (4, 1, 3)
+    assert stats["quarantine_share"] == 0.75
+    timings = stats["timings_s"]
+    assert list(timings) == ["tables", "gx_context", "validate", "data_docs", "total"]
+    assert all(0 <= t < 600 and t == round(t, 3) for t in timings.values()), timings
+    assert timings["total"] >= max(timings["gx_context"], timings["validate"])
     with pytest.raises(GateFailed, match=r"quality gate failed .*max_quarantine_share") as info:
         enforce(result)
     assert info.value.result is result
@@ -124,6 +134,9 @@ def test_empty_stage_fails(tmp_path: Path) -> None:
     result = run_gate(manifest, {}, QualityConfig(), tmp_path)
     assert not result.success
     assert any("empty stage" in f for f in result.batch_failures)
+    assert result.batch_failures[-1] == "0 video(s) passed, fewer than min_videos 1"
+    assert not any("quarantined" in f for f in result.batch_failures)
+    assert result.statistics["quarantine_share"] == 0.0
     assert (tmp_path / "data_docs" / "index.html").exists()
 
 

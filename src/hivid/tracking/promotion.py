@@ -199,13 +199,17 @@ def decide(client: MlflowClient, name: str, version: str, cfg: PromotionConfig) 
     return d
 
 
+CAS_ATTEMPTS = 5
+"""Decisions ``promote`` makes when the champion alias moves under it before it gives up."""
+
+
 def promote(root: Path, name: str, version: str, cfg: PromotionConfig) -> Decision:
     """Decide and, when deserved, move the champion alias, atomically with respect to other runs."""
     client = MlflowClient()
     lock_path = root / "mlruns" / ".promotion.lock"
     lock_path.parent.mkdir(parents=True, exist_ok=True)
     with FileLock(str(lock_path), timeout=cfg.lock_timeout_s):
-        for _ in range(5):
+        for _ in range(CAS_ATTEMPTS):
             decision = decide(client, name, version, cfg)
             if not decision.promoted:
                 break
@@ -215,5 +219,11 @@ def promote(root: Path, name: str, version: str, cfg: PromotionConfig) -> Decisi
                 continue
             client.set_registered_model_alias(name, cfg.champion_alias, version)
             break
+        else:  # the alias moved after every decision: never report a promotion that did not happen
+            decision.promoted = False
+            decision.reasons.append(
+                f"the {cfg.champion_alias} alias moved after each of {CAS_ATTEMPTS} decisions; "
+                "not promoted"
+            )
         client.set_model_version_tag(name, version, "promotion.decision", decision.text()[:5000])
     return decision
