@@ -33,18 +33,103 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image, ImageDraw, ImageFont
 
 from hivid.configbase import require
+from hivid.data.demo_catalog import (
+    _ATTR_SENTENCES as _ATTR_SENTENCES,
+)
+from hivid.data.demo_catalog import (
+    _BRANDS as _BRANDS,
+)
+from hivid.data.demo_catalog import (  # re-exported: the catalog lived here
+    _COLOURS as _COLOURS,
+)
+from hivid.data.demo_catalog import (
+    _HOOK_LABELS as _HOOK_LABELS,
+)
+from hivid.data.demo_catalog import (
+    _MIDDLE_LABELS as _MIDDLE_LABELS,
+)
+from hivid.data.demo_catalog import (
+    _SENTENCES as _SENTENCES,
+)
+from hivid.data.demo_catalog import (
+    _SUMMARIES as _SUMMARIES,
+)
+from hivid.data.demo_catalog import (
+    _TEMPLATES as _TEMPLATES,
+)
+from hivid.data.demo_catalog import (
+    _TITLES as _TITLES,
+)
+from hivid.data.demo_catalog import (
+    _UNITS_SPOKEN as _UNITS_SPOKEN,
+)
+from hivid.data.demo_catalog import (
+    Product as Product,
+)
+from hivid.data.demo_catalog import (
+    _fields as _fields,
+)
+from hivid.data.demo_catalog import (
+    _spoken as _spoken,
+)
+from hivid.data.demo_catalog import (
+    _Template as _Template,
+)
+from hivid.data.demo_catalog import (
+    chapter_sentences as chapter_sentences,
+)
+from hivid.data.demo_catalog import (
+    make_product as make_product,
+)
+from hivid.data.demo_catalog import (
+    plan_labels as plan_labels,
+)
+from hivid.data.demo_frames import (
+    _BACKGROUNDS as _BACKGROUNDS,
+)
+from hivid.data.demo_frames import (
+    _LAYOUTS as _LAYOUTS,
+)
+from hivid.data.demo_frames import (
+    _SWAY_PERIOD_S as _SWAY_PERIOD_S,
+)
+from hivid.data.demo_frames import (  # re-exported: the frames lived here
+    DemoError as DemoError,
+)
+from hivid.data.demo_frames import (
+    _dist as _dist,
+)
+from hivid.data.demo_frames import (
+    _draw_product as _draw_product,
+)
+from hivid.data.demo_frames import (
+    _fit_font as _fit_font,
+)
+from hivid.data.demo_frames import (
+    _font as _font,
+)
+from hivid.data.demo_frames import (
+    _pick_backgrounds as _pick_backgrounds,
+)
+from hivid.data.demo_frames import (
+    _render as _render,
+)
+from hivid.data.demo_frames import (
+    _Scene as _Scene,
+)
+from hivid.data.demo_frames import (
+    _scene as _scene,
+)
+from hivid.data.demo_frames import (
+    rgb_to_yuv420p as rgb_to_yuv420p,
+)
 from hivid.data.tts import SAMPLE_RATE, synthesize
 
 SCHEMA_VERSION = 1
 _SILENCE_LEVEL = 64  # |sample| below this (int16) counts as silence when trimming TTS output
 _AUDIO_FRAME = 1024  # AAC frame size in samples
-
-
-class DemoError(RuntimeError):
-    """The demo corpus cannot be generated with the given config (the message says why)."""
 
 
 @dataclass
@@ -112,320 +197,6 @@ class DemoConfig:
             8_000 <= self.audio_bitrate <= 320_000,
             f"audio_bitrate must be in 8000..320000, got {self.audio_bitrate}",
         )
-
-
-# --------------------------------------------------------------------------------------------
-# Product pool
-# --------------------------------------------------------------------------------------------
-
-_COLOURS: dict[str, tuple[int, int, int]] = {
-    "red": (206, 42, 48),
-    "blue": (40, 92, 200),
-    "green": (46, 150, 74),
-    "black": (34, 34, 38),
-    "white": (236, 236, 232),
-    "pink": (236, 120, 170),
-    "yellow": (240, 200, 40),
-    "purple": (128, 64, 170),
-    "orange": (240, 128, 30),
-    "teal": (30, 150, 150),
-}
-
-# Spoken form of units so the narration (and hence the ASR transcript) uses words.
-_UNITS_SPOKEN = {"ml": "milliliters", "L": "liters", "mm": "millimeters", "h": "hours"}
-
-
-@dataclass(frozen=True)
-class _Template:
-    category: str
-    names: tuple[str, ...]
-    shape: str
-    colours: tuple[str, ...]
-    attributes: tuple[tuple[str, tuple[str, ...]], ...]
-    price_range: tuple[int, int]
-
-
-_TEMPLATES: tuple[_Template, ...] = (
-    _Template(
-        "shampoo",
-        ("Herbal Shampoo", "Repair Shampoo", "Silk Shampoo"),
-        "bottle",
-        ("red", "green", "purple", "teal"),
-        (("volume", ("250 ml", "500 ml", "750 ml")), ("scent", ("lavender", "mint", "coconut"))),
-        (9, 29),
-    ),
-    _Template(
-        "face cream",
-        ("Hydra Cream", "Night Cream", "Glow Cream"),
-        "jar",
-        ("white", "pink", "blue"),
-        (
-            ("volume", ("30 ml", "50 ml")),
-            ("ingredient", ("aloe vera", "shea butter", "hyaluronic acid")),
-        ),
-        (15, 59),
-    ),
-    _Template(
-        "water bottle",
-        ("Trail Bottle", "Steel Bottle", "Sport Bottle"),
-        "flask",
-        ("blue", "black", "green", "orange"),
-        (("capacity", ("600 ml", "750 ml", "1 L")), ("material", ("stainless steel", "glass"))),
-        (14, 39),
-    ),
-    _Template(
-        "coffee mug",
-        ("Travel Mug", "Morning Mug", "Cafe Mug"),
-        "mug",
-        ("white", "yellow", "teal", "red"),
-        (("capacity", ("350 ml", "450 ml")), ("material", ("ceramic", "bamboo fiber"))),
-        (12, 29),
-    ),
-    _Template(
-        "backpack",
-        ("City Backpack", "Hiking Pack", "Laptop Backpack"),
-        "bag",
-        ("black", "green", "blue", "orange"),
-        (("capacity", ("20 L", "28 L", "35 L")), ("material", ("nylon", "canvas", "leather"))),
-        (39, 129),
-    ),
-    _Template(
-        "wireless earbuds",
-        ("Air Buds", "Sport Earbuds", "Studio Buds"),
-        "round",
-        ("white", "black", "blue"),
-        (("battery", ("24 h", "30 h", "36 h")), ("feature", ("noise cancelling", "water proof"))),
-        (29, 149),
-    ),
-    _Template(
-        "yoga mat",
-        ("Flow Mat", "Grip Mat", "Studio Mat"),
-        "roll",
-        ("purple", "teal", "pink", "green"),
-        (("thickness", ("4 mm", "6 mm", "8 mm")), ("material", ("natural rubber", "cork"))),
-        (19, 79),
-    ),
-    _Template(
-        "bluetooth speaker",
-        ("Boom Box", "Pocket Speaker", "Party Speaker"),
-        "box",
-        ("black", "red", "blue", "yellow"),
-        (("battery", ("12 h", "20 h")), ("feature", ("deep bass", "water proof"))),
-        (25, 99),
-    ),
-)
-
-_BRANDS: tuple[str, ...] = (
-    "Aquavita",
-    "Lumora",
-    "Nordvik",
-    "Veltra",
-    "Solenne",
-    "Kairo",
-    "Brisa",
-    "Zenthe",
-    "Orvana",
-    "Tessel",
-    "Calyx",
-    "Mirabelle",
-)
-
-
-@dataclass(frozen=True)
-class Product:
-    """One advertised product (what metadata/<id>.json describes)."""
-
-    brand: str
-    category: str
-    name: str
-    shape: str
-    colour: str
-    attributes: dict[str, str]
-    price: float
-
-    @property
-    def title(self) -> str:
-        first = next(iter(self.attributes.items()))[1] if self.attributes else ""
-        return f"{self.brand} {self.name} {first}".strip()
-
-    @property
-    def price_text(self) -> str:
-        return f"${self.price:.2f}"
-
-
-def _spoken(value: str) -> str:
-    """'500 ml' -> '500 milliliters' (numbers stay digits; espeak reads them)."""
-    words = value.split()
-    return " ".join(_UNITS_SPOKEN.get(w, w) for w in words)
-
-
-def make_product(rng: random.Random) -> Product:
-    """Draw one product from the pool with ``rng``."""
-    tpl = rng.choice(_TEMPLATES)
-    colour = rng.choice(tpl.colours)
-    attrs = {key: rng.choice(values) for key, values in tpl.attributes}
-    attrs["color"] = colour
-    return Product(
-        brand=rng.choice(_BRANDS),
-        category=tpl.category,
-        name=rng.choice(tpl.names),
-        shape=tpl.shape,
-        colour=colour,
-        attributes=attrs,
-        price=float(rng.randint(*tpl.price_range)),
-    )
-
-
-# --------------------------------------------------------------------------------------------
-# Script: chapter labels, narration, titles, summaries
-# --------------------------------------------------------------------------------------------
-
-_HOOK_LABELS = ("sore_point", "social_proof")
-# Middle chapters appear in this narrative order.
-_MIDDLE_LABELS = (
-    "design_of_appearance",
-    "ingredient_material_texture",
-    "specific_characteristics",
-    "product_trial",
-    "product_effect",
-    "product_security",
-    "authoritative_certificate",
-    "production_process",
-)
-
-_SENTENCES: dict[str, tuple[str, ...]] = {
-    "sore_point": (
-        "Tired of a {category} that lets you down after one week?",
-        "Still looking for a {category} that actually works?",
-        "Most {category} products look great online and disappoint at home.",
-        "Meet the {brand} {name}, the fix I was waiting for.",
-    ),
-    "social_proof": (
-        "Over ten thousand buyers gave the {brand} {name} five stars.",
-        "This {category} is the one my friends keep asking me about.",
-        "The {brand} {name} sold out three times this month.",
-    ),
-    "design_of_appearance": (
-        "Look at this {colour} finish on the {brand} {name}.",
-        "The {name} comes in a clean {colour} design that looks great anywhere.",
-        "Its compact shape fits easily in your hand or your bag.",
-    ),
-    "ingredient_material_texture": (
-        "{attr_sentence}",
-        "You can feel the quality of the {brand} {name} the moment you touch it.",
-        "Nothing cheap here, just honest materials from {brand}.",
-    ),
-    "specific_characteristics": (
-        "{attr_sentence}",
-        "The {colour} {name} is light, simple and easy to clean.",
-        "Everything about this {category} is made for daily use.",
-    ),
-    "product_trial": (
-        "Let me try the {brand} {name} right now.",
-        "I have been using this {category} every day this week.",
-        "Watch what happens when I use the {name} for the first time.",
-    ),
-    "product_effect": (
-        "After one week with the {name} the difference is easy to see.",
-        "It does exactly what {brand} promised.",
-        "The result feels clean, fresh and comfortable.",
-    ),
-    "product_security": (
-        "The {brand} {name} is tested for safety and free from harsh chemicals.",
-        "Every {name} comes with a two year warranty.",
-        "It is safe for the whole family.",
-    ),
-    "authoritative_certificate": (
-        "The {brand} {name} is certified by an independent lab.",
-        "Experts gave {brand} a quality award this year.",
-        "Every batch of this {category} passes strict quality tests.",
-    ),
-    "production_process": (
-        "Every {name} is made in small batches and checked by hand.",
-        "{brand} builds this {category} in its own factory.",
-        "Each piece is inspected twice before it leaves the line.",
-    ),
-    "call_to_action": (
-        "Get the {brand} {name} today for only {price_spoken}.",
-        "Tap the link below and order your {colour} {name} now.",
-        "At {price_spoken} this {category} is a deal you should not miss.",
-    ),
-}
-
-_ATTR_SENTENCES: dict[str, str] = {
-    "volume": "The {name} holds {value}, enough for weeks.",
-    "scent": "The {value} scent of the {name} is fresh but never too strong.",
-    "ingredient": "The {name} is enriched with {value} for soft skin.",
-    "capacity": "With {value} of space, the {name} carries everything you need.",
-    "material": "The {brand} {name} is made of {value}, solid and durable.",
-    "battery": "The battery of the {name} lasts up to {value} on one charge.",
-    "feature": "The {name} is {value}, so it keeps up with your day.",
-    "thickness": "At {value} thick, the {name} cushions every move.",
-}
-
-_TITLES: dict[str, str] = {
-    "sore_point": "Why you need a better {category}",
-    "social_proof": "Why buyers love the {name}",
-    "design_of_appearance": "The {colour} design of the {name}",
-    "ingredient_material_texture": "What the {name} is made of",
-    "specific_characteristics": "Key features of the {name}",
-    "product_trial": "Trying the {name}",
-    "product_effect": "Results with the {name}",
-    "product_security": "Safety and warranty",
-    "authoritative_certificate": "Certified quality from {brand}",
-    "production_process": "How {brand} makes it",
-    "call_to_action": "Get the {name} for {price}",
-}
-
-_SUMMARIES: dict[str, str] = {
-    "sore_point": "The presenter raises a common problem with {category} products and "
-    "introduces the {brand} {name}.",
-    "social_proof": "The presenter says how popular the {brand} {name} is with buyers.",
-    "design_of_appearance": "The presenter shows the {colour} design of the {brand} {name}.",
-    "ingredient_material_texture": "The presenter explains what the {brand} {name} is made of.",
-    "specific_characteristics": "The presenter lists the key features of the {brand} {name}.",
-    "product_trial": "The presenter tries the {brand} {name} on camera.",
-    "product_effect": "The presenter describes the results of using the {brand} {name}.",
-    "product_security": "The presenter explains that the {brand} {name} is safe and covered "
-    "by warranty.",
-    "authoritative_certificate": "The presenter mentions the certificates and quality tests "
-    "behind the {brand} {name}.",
-    "production_process": "The presenter describes how {brand} makes the {name}.",
-    "call_to_action": "The presenter asks viewers to buy the {brand} {name} for {price}.",
-}
-
-
-def _fields(product: Product) -> dict[str, str]:
-    return {
-        "brand": product.brand,
-        "name": product.name,
-        "category": product.category,
-        "colour": product.colour,
-        "price": product.price_text,
-        "price_spoken": f"{int(product.price)} dollars",
-    }
-
-
-def plan_labels(rng: random.Random, n_chapters: int) -> list[str]:
-    """Hook, ``n_chapters - 2`` middle chapters in narrative order, call to action."""
-    middle = sorted(rng.sample(_MIDDLE_LABELS, n_chapters - 2), key=_MIDDLE_LABELS.index)
-    return [rng.choice(_HOOK_LABELS), *middle, "call_to_action"]
-
-
-def chapter_sentences(rng: random.Random, product: Product, label: str, k: int) -> list[str]:
-    """``k`` distinct narration sentences of a chapter with ``label`` about ``product``."""
-    fields = _fields(product)
-    attr_keys = [key for key in product.attributes if key in _ATTR_SENTENCES]
-    pool = list(_SENTENCES[label])
-    picked = rng.sample(pool, min(k, len(pool)))
-    out = []
-    for template in picked:
-        if template == "{attr_sentence}":
-            key = rng.choice(attr_keys)
-            value = _spoken(product.attributes[key])
-            template = _ATTR_SENTENCES[key].replace("{value}", value)
-        out.append(template.format(**fields))
-    return out
 
 
 # --------------------------------------------------------------------------------------------
@@ -527,248 +298,6 @@ def _layout(
             pos += a.size + round(_GAP_S * SAMPLE_RATE) + share
         ch.starts = tuple(starts)
     return frame
-
-
-# --------------------------------------------------------------------------------------------
-# Frames
-# --------------------------------------------------------------------------------------------
-
-_BACKGROUNDS: dict[str, tuple[int, int, int]] = {
-    "navy": (24, 36, 84),
-    "cream": (245, 232, 200),
-    "forest green": (30, 84, 52),
-    "light grey": (210, 212, 216),
-    "maroon": (110, 26, 40),
-    "sky blue": (120, 180, 230),
-    "charcoal": (52, 54, 60),
-    "peach": (250, 190, 150),
-    "gold": (222, 172, 40),
-    "lavender": (186, 160, 232),
-}
-_LAYOUTS = ("left", "right", "top")
-_SWAY_PERIOD_S = 3  # the product sways back and forth once every 3 s
-
-
-def _dist(a: tuple[int, int, int], b: tuple[int, int, int]) -> float:
-    return math.sqrt(sum((x - y) ** 2 for x, y in zip(a, b, strict=True)))
-
-
-def _pick_backgrounds(rng: random.Random, product_rgb: tuple[int, int, int], n: int) -> list[str]:
-    """n background names far from the product colour, each far from the previous one.
-
-    Every chapter also moves to the next layout, so together with the colour jump each chapter
-    boundary is a hard cut that a histogram/pixel shot detector finds.
-    """
-    usable = [k for k, v in _BACKGROUNDS.items() if _dist(v, product_rgb) > 110]
-    out = [rng.choice(usable)]
-    while len(out) < n:
-        prev = _BACKGROUNDS[out[-1]]
-        others = sorted(
-            (k for k in usable if k != out[-1]), key=lambda k: -_dist(_BACKGROUNDS[k], prev)
-        )
-        out.append(rng.choice(others[: max(1, len(others) // 2)]))
-    return out
-
-
-def _font(size: int) -> ImageFont.FreeTypeFont:
-    font = ImageFont.load_default(size=size)
-    if not isinstance(font, ImageFont.FreeTypeFont):
-        raise DemoError("Pillow has no FreeType support: ImageFont.load_default(size=...) needs it")
-    return font
-
-
-def _fit_font(text: str, size: int, max_width: float) -> ImageFont.FreeTypeFont:
-    font = _font(size)
-    while size > 12 and font.getlength(text) > max_width:
-        size -= 2
-        font = _font(size)
-    return font
-
-
-def _draw_product(
-    draw: ImageDraw.ImageDraw, shape: str, cx: int, cy: int, s: int, rgb: tuple[int, int, int]
-) -> None:
-    """Draw ``shape`` centred at (cx, cy) with size scale ``s`` (pixels)."""
-    dark = tuple(max(0, c - 70) for c in rgb)
-    light = tuple(min(255, c + 60) for c in rgb)
-    outline = (20, 20, 20)
-    if shape in ("bottle", "flask"):
-        bw, bh = int(s * 0.42), int(s * 0.72)
-        top = cy - bh // 2 + s // 8
-        draw.rounded_rectangle(
-            (cx - bw // 2, top, cx + bw // 2, cy + bh // 2 + s // 8),
-            radius=s // 10,
-            fill=rgb,
-            outline=outline,
-            width=2,
-        )
-        nw = bw // 3 if shape == "bottle" else bw // 2
-        draw.rectangle((cx - nw // 2, top - s // 8, cx + nw // 2, top), fill=rgb, outline=outline)
-        draw.rectangle((cx - nw // 2 - 2, top - s // 5, cx + nw // 2 + 2, top - s // 8), fill=dark)
-        draw.rectangle((cx - bw // 2 + 4, cy, cx + bw // 2 - 4, cy + bh // 5), fill=light)
-    elif shape == "jar":
-        w, h = int(s * 0.7), int(s * 0.45)
-        draw.rounded_rectangle(
-            (cx - w // 2, cy - h // 2, cx + w // 2, cy + h // 2),
-            radius=s // 12,
-            fill=rgb,
-            outline=outline,
-            width=2,
-        )
-        draw.rectangle(
-            (cx - w // 2 - 4, cy - h // 2 - s // 8, cx + w // 2 + 4, cy - h // 2), fill=dark
-        )
-        draw.rectangle((cx - w // 2 + 6, cy - h // 8, cx + w // 2 - 6, cy + h // 8), fill=light)
-    elif shape == "mug":
-        w, h = int(s * 0.5), int(s * 0.55)
-        draw.ellipse(
-            (cx + w // 2 - s // 8, cy - h // 4, cx + w // 2 + s // 6, cy + h // 4),
-            outline=rgb,
-            width=max(4, s // 16),
-        )
-        draw.rounded_rectangle(
-            (cx - w // 2, cy - h // 2, cx + w // 2, cy + h // 2),
-            radius=s // 14,
-            fill=rgb,
-            outline=outline,
-            width=2,
-        )
-        draw.rectangle((cx - w // 2 + 4, cy - h // 2 + 6, cx + w // 2 - 4, cy - h // 3), fill=light)
-    elif shape == "bag":
-        w, h = int(s * 0.62), int(s * 0.72)
-        draw.arc(
-            (cx - w // 4, cy - h // 2 - s // 6, cx + w // 4, cy - h // 2 + s // 6),
-            180,
-            360,
-            fill=dark,
-            width=max(4, s // 18),
-        )
-        draw.rounded_rectangle(
-            (cx - w // 2, cy - h // 2, cx + w // 2, cy + h // 2),
-            radius=s // 6,
-            fill=rgb,
-            outline=outline,
-            width=2,
-        )
-        draw.rounded_rectangle(
-            (cx - w // 3, cy, cx + w // 3, cy + h // 3), radius=s // 14, fill=dark
-        )
-    elif shape == "round":
-        r = int(s * 0.36)
-        draw.ellipse((cx - r, cy - r, cx + r, cy + r), fill=rgb, outline=outline, width=2)
-        draw.ellipse((cx - r // 2, cy - r // 2, cx + r // 2, cy + r // 2), fill=light)
-        draw.line((cx - r, cy, cx + r, cy), fill=dark, width=3)
-    elif shape == "roll":
-        w, h = int(s * 0.85), int(s * 0.3)
-        draw.rounded_rectangle(
-            (cx - w // 2, cy - h // 2, cx + w // 2, cy + h // 2),
-            radius=h // 2,
-            fill=rgb,
-            outline=outline,
-            width=2,
-        )
-        draw.ellipse(
-            (cx + w // 2 - h, cy - h // 2, cx + w // 2, cy + h // 2), fill=light, outline=outline
-        )
-    else:  # box
-        w, h = int(s * 0.7), int(s * 0.5)
-        d = s // 8
-        draw.polygon(
-            [
-                (cx - w // 2, cy - h // 2),
-                (cx - w // 2 + d, cy - h // 2 - d),
-                (cx + w // 2 + d, cy - h // 2 - d),
-                (cx + w // 2, cy - h // 2),
-            ],
-            fill=light,
-            outline=outline,
-        )
-        draw.rectangle(
-            (cx - w // 2, cy - h // 2, cx + w // 2, cy + h // 2), fill=rgb, outline=outline, width=2
-        )
-        for k in range(3):
-            y = cy - h // 4 + k * h // 4
-            draw.ellipse((cx - 6, y - 6, cx + 6, y + 6), fill=dark)
-
-
-@dataclass(frozen=True)
-class _Scene:
-    """What is static within a chapter: the background image and where the product goes."""
-
-    background: Image.Image
-    product_xy: tuple[int, int]
-    product_size: int
-    background_name: str
-    attribute_text: str
-
-
-def _scene(
-    product: Product, background: str, layout: str, attribute_text: str, width: int, height: int
-) -> _Scene:
-    img = Image.new("RGB", (width, height), _BACKGROUNDS[background])
-    draw = ImageDraw.Draw(img)
-    pad = width // 32
-    if layout == "top":
-        panel = (pad, height * 58 // 100, width - pad, height - pad)
-        product_xy, size = (width // 2, height * 29 // 100), height * 46 // 100
-    elif layout == "left":
-        panel = (width // 2, pad * 2, width - pad, height - pad * 2)
-        product_xy, size = (width // 4, height // 2), height * 62 // 100
-    else:
-        panel = (pad, pad * 2, width // 2, height - pad * 2)
-        product_xy, size = (width * 3 // 4, height // 2), height * 62 // 100
-    draw.rounded_rectangle(panel, radius=pad, fill=(250, 250, 248), outline=(30, 30, 30), width=2)
-    px0, py0, px1, py1 = panel
-    inner = px1 - px0 - 2 * pad
-    lines = [
-        (product.brand.upper(), round(height * 0.06), (90, 90, 96)),
-        (product.name, round(height * 0.095), (20, 20, 24)),
-        (product.price_text, round(height * 0.11), (196, 20, 30)),
-        (attribute_text, round(height * 0.07), (30, 60, 120)),
-    ]
-    fonts = [_fit_font(t, s, inner) for t, s, _ in lines]
-    heights = [int(f.getbbox(t)[3]) for f, (t, _, _) in zip(fonts, lines, strict=True)]
-    gap = max(2, (py1 - py0 - sum(heights)) // (len(lines) + 1))
-    if layout == "top":  # wide, short panel: two columns (name block left, price block right)
-        left = [(lines[0], fonts[0]), (lines[1], fonts[1])]
-        right = [(lines[2], fonts[2]), (lines[3], fonts[3])]
-        for col, x in ((left, px0 + pad), (right, (px0 + px1) // 2 + pad)):
-            y = py0 + pad // 2
-            for (text, _, colour), font in col:
-                draw.text((x, y), text, font=font, fill=colour)
-                y += int(font.getbbox(text)[3]) + pad // 2
-    else:
-        y = py0 + gap
-        for (text, _, colour), font, h in zip(lines, fonts, heights, strict=True):
-            draw.text((px0 + pad, y), text, font=font, fill=colour)
-            y += h + gap
-    return _Scene(img, product_xy, size, background, attribute_text)
-
-
-def _render(scene: _Scene, product: Product, t: int, fps: int) -> np.ndarray:
-    """Frame ``t`` (0-based within the chapter) as an (H, W, 3) uint8 RGB array."""
-    img = scene.background.copy()
-    draw = ImageDraw.Draw(img)
-    phase = 2 * math.pi * t / (_SWAY_PERIOD_S * fps)
-    amp = max(3, scene.product_size // 20)
-    cx = scene.product_xy[0] + round(amp * math.sin(phase))
-    cy = scene.product_xy[1] + round(amp * 0.6 * math.sin(2 * phase))
-    _draw_product(draw, product.shape, cx, cy, scene.product_size, _COLOURS[product.colour])
-    return np.asarray(img, dtype=np.uint8)
-
-
-def rgb_to_yuv420p(rgb: np.ndarray) -> np.ndarray:
-    """(H, W, 3) uint8 RGB -> (H*3/2, W) uint8 planar I420, BT.601 limited range, integer math."""
-    x = rgb.astype(np.int32)
-    r, g, b = x[..., 0], x[..., 1], x[..., 2]
-    y = ((66 * r + 129 * g + 25 * b + 128) >> 8) + 16
-    # Chroma from the 2x2-averaged RGB (H/2, W/2).
-    h, w = r.shape
-    rs, gs, bs = (c[0::2, 0::2] + c[1::2, 0::2] + c[0::2, 1::2] + c[1::2, 1::2] for c in (r, g, b))
-    u = ((-38 * rs - 74 * gs + 112 * bs + 512) >> 10) + 128
-    v = ((112 * rs - 94 * gs - 18 * bs + 512) >> 10) + 128
-    planes = [y.astype(np.uint8).ravel(), u.astype(np.uint8).ravel(), v.astype(np.uint8).ravel()]
-    return np.concatenate(planes).reshape(h * 3 // 2, w)
 
 
 # --------------------------------------------------------------------------------------------

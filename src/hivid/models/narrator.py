@@ -36,11 +36,12 @@ from transformers import (
     SiglipVisionConfig,
     SiglipVisionModel,
 )
-from transformers.generation import LogitsProcessor, LogitsProcessorList
+from transformers.generation import LogitsProcessorList
 from transformers.modeling_outputs import CausalLMOutputWithPast
 
 from hivid.configbase import ConfigError, from_mapping, require, to_dict
 from hivid.models.compressor import SPACompressor, SPACompressorConfig
+from hivid.models.decoding import AllowedTokens
 from hivid.models.options import (
     ClipPositionEmbedding,
     NarratorOptions,
@@ -506,19 +507,6 @@ class HiVidNarrator(nn.Module):
                 None if allowed_ids is None else LogitsProcessorList([AllowedTokens(allowed_ids)])
             ),
         )
-
-
-class AllowedTokens(LogitsProcessor):
-    """Logits processor of constrained decoding: tokens outside ``allowed`` get -inf."""
-
-    def __init__(self, allowed: torch.Tensor) -> None:
-        self.allowed = allowed.long()
-
-    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
-        mask = torch.full_like(scores, float("-inf"))
-        keep = self.allowed[self.allowed < scores.shape[-1]].to(scores.device)
-        mask[:, keep] = 0.0
-        return scores + mask
 
 
 # --- building, saving, loading --------------------------------------------------------------------
