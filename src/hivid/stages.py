@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 import mlflow
 import pandas as pd
@@ -18,6 +18,15 @@ from hivid.config import load_model_config, load_section
 from hivid.configbase import to_dict
 from hivid.io import read_json, write_json, write_jsonl
 from hivid.preconditions import check_evaluate, check_train
+from hivid.records import (
+    AnnotateReport,
+    EvaluateReport,
+    IngestResult,
+    PromoteResult,
+    RegisterResult,
+    TrainStageResult,
+    ValidateReport,
+)
 from hivid.tracking.lineage import data_md5, out_md5
 from hivid.tracking.runs import log_artifacts_if_exist, log_dataset, stage_run
 
@@ -43,7 +52,9 @@ def _quarantine_metrics(rows: list[dict[str, Any]], total: int) -> dict[str, flo
     return {"quarantined": float(len(rows)), "quarantine_share": len(rows) / max(1, total)}
 
 
-def run_ingest(root: Path, params: Path, data: Path, out: Path, progress: Progress = None) -> dict:
+def run_ingest(
+    root: Path, params: Path, data: Path, out: Path, progress: Progress = None
+) -> IngestResult:
     from hivid.data.ingest import IngestConfig, ingest, previous_manifest, write_ingest_outputs
 
     cfg: IngestConfig = load_section(params, "ingest")
@@ -71,12 +82,12 @@ def run_ingest(root: Path, params: Path, data: Path, out: Path, progress: Progre
         failures = summary.batch_failures(cfg)
         mlflow.log_metric("batch_failures", float(len(failures)))
         log_artifacts_if_exist(out, "ingest")
-    return {**summary.to_dict(), "batch_failures": failures}
+    return cast(IngestResult, {**summary.to_dict(), "batch_failures": failures})
 
 
 def run_annotate(
     root: Path, params: Path, data: Path, manifest_path: Path, out: Path, progress: Progress = None
-) -> dict:
+) -> AnnotateReport:
     from hivid.annotate.accuracy import evaluate_batch
     from hivid.annotate.batch import annotate_batch
     from hivid.annotate.config import AnnotateConfig
@@ -127,7 +138,7 @@ def run_annotate(
         mlflow.set_tags({f"model.{k}": str(v) for k, v in summary.models.items()})
         mlflow.log_dict(report, "annotate/summary.json")
         log_artifacts_if_exist(out, "annotate/annotations")
-    return report
+    return cast(AnnotateReport, report)
 
 
 def _log_inputs(
@@ -179,7 +190,7 @@ def load_annotations(ann_dir: Path) -> dict[str, dict[str, Any]]:
 
 def run_validate(
     root: Path, params: Path, manifest_path: Path, ann_dir: Path, out: Path
-) -> dict[str, Any]:
+) -> ValidateReport:
     from hivid.data.ingest import read_manifest
     from hivid.quality.gate import run_gate
     from hivid.quality.quarantine import collect, write_report
@@ -223,7 +234,7 @@ def run_validate(
             "run_id": run.info.run_id,
             "quarantine_report": str(qdir / "report.md"),
         }
-    return report
+    return cast(ValidateReport, report)
 
 
 def run_build_dataset(
@@ -447,7 +458,7 @@ def run_train(
     out: Path,
     init_dir: Path | None,
     warm_dir: Path | None = None,
-) -> dict[str, Any]:
+) -> TrainStageResult:
     """One training stage. ``warm_dir`` (the warm_start stage's output) sets the steps and, when
     its plan is warm, the champion the stage continues from."""
     from hivid.training.config import TrainConfig, TrainResult, env_global_rank
@@ -530,7 +541,7 @@ def run_train(
             log_artifacts_if_exist(result.model_dir, "model_dir")
         write_json(out / layout.MLFLOW_RUN, info)
         write_json(out / "metrics.json", {k: float(v) for k, v in result.metrics.items()})
-    return {"metrics": result.metrics, **info}
+    return cast(TrainStageResult, {"metrics": result.metrics, **info})
 
 
 def run_evaluate(
@@ -543,7 +554,7 @@ def run_evaluate(
     metrics_path: Path | None = None,
     progress: Progress = None,
     annotations: Path | None = None,
-) -> dict[str, Any]:
+) -> EvaluateReport:
     """``annotations``: the annotate stage's records, from which the baselines are built."""
     from hivid.evaluation.stage import EvaluateConfig, evaluate_model
 
@@ -574,7 +585,7 @@ def run_evaluate(
         write_json(out / layout.MLFLOW_RUN, {"run_id": run.info.run_id})
         if metrics_path is not None:  # the DVC metrics file (outside the cached out dir)
             write_json(metrics_path, report["metrics"])
-    return report
+    return cast(EvaluateReport, report)
 
 
 def run_register(
@@ -583,7 +594,7 @@ def run_register(
     stage2_dir: Path,
     extra_tags: dict[str, str] | None = None,
     pipeline_run_id: str | None = None,
-) -> dict[str, Any]:
+) -> RegisterResult:
     """Register the stage-2 model logged by `train_stage2` and point the alias at it; a new
     version carries the source run's lineage tags plus ``extra_tags`` (the nightly's
     ``git.revision`` / ``git.branch``) and ``pipeline.run`` (``pipeline_run_id``)."""
@@ -618,7 +629,7 @@ def run_register(
     out = {"name": cfg.model_name, "version": version, "alias": cfg.alias, **info}
     if eval_note:
         out["warning"] = eval_note
-    return out
+    return cast(RegisterResult, out)
 
 
 def _own_eval_run(client: Any, root: Path, model_run: str) -> tuple[str | None, str]:
@@ -641,7 +652,7 @@ def _own_eval_run(client: Any, root: Path, model_run: str) -> tuple[str | None, 
 
 def run_promote(
     root: Path, params: Path, version: str | None = None, pipeline_run_id: str | None = None
-) -> dict[str, Any]:
+) -> PromoteResult:
     """Apply the promotion gate to ``version`` (default: the current challenger); the decision
     is also logged to the pipeline run ``pipeline_run_id`` when one is given."""
     from hivid.tracking.promotion import promote
@@ -657,4 +668,6 @@ def run_promote(
     if pipeline_run_id:
         client.log_dict(pipeline_run_id, decision.to_dict(), "promotion/decision.json")
         client.set_tag(pipeline_run_id, "promotion.decision", decision.text()[:5000])
-    return {"name": cfg.model_name, **decision.to_dict(), "text": decision.text()}
+    return cast(
+        PromoteResult, {"name": cfg.model_name, **decision.to_dict(), "text": decision.text()}
+    )

@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
@@ -19,6 +20,9 @@ from hivid.cli.store import store_group
 
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("HF_HUB_OFFLINE", os.environ.get("HF_HUB_OFFLINE", "0"))
+
+if TYPE_CHECKING:
+    from hivid.records import AnnotateReport, IngestResult, TrainStageResult
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -121,7 +125,7 @@ def ingest(data: Path, out: Path, params: Path) -> None:
     """Probe every video (PyAV), hash it, write manifest.jsonl; bad files -> quarantine.jsonl."""
     from hivid.stages import run_ingest
 
-    def go() -> dict:
+    def go() -> IngestResult:
         with progress("ingest") as bar:
             return run_ingest(project_root(), params, data, out, bar)
 
@@ -143,7 +147,7 @@ def annotate(data: Path, manifest: Path, out: Path, params: Path) -> None:
     """ASR (whisperx / faster-whisper) + 1 fps frames + OCR + coarse TCoT and chapters."""
     from hivid.stages import run_annotate
 
-    def go() -> dict:
+    def go() -> AnnotateReport:
         with progress("annotate") as bar:
             return run_annotate(project_root(), params, data, manifest, out, bar)
 
@@ -264,7 +268,7 @@ def train(
         init_dir = layout.model_dir(1)
     guard("train", lambda: check_train(n, dataset, init_dir, warm_dir))  # fast, before imports
 
-    def go() -> dict:
+    def go() -> TrainStageResult:
         from hivid.stages import run_train
 
         return run_train(project_root(), params, n, dataset, out, init_dir, warm_dir)

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from hivid import layout
 from hivid.cli.common import PATH, guard, params_option, progress, project_root
+
+if TYPE_CHECKING:
+    from hivid.records import EvaluateReport
 
 
 @click.group()
@@ -48,7 +51,7 @@ def evaluate_model_cmd(
     # fast, before MLflow and the model are imported: nothing is created when an input is missing
     guard("evaluate", lambda: check_evaluate(model_dir, dataset, data, evaluate_split(params)))
 
-    def go() -> dict:
+    def go() -> EvaluateReport:
         from hivid.stages import run_evaluate
 
         with progress("evaluate") as bar:
