@@ -244,3 +244,45 @@ def test_ground_chapters_keeps_times_inside_the_video() -> None:
     assert all(0.0 <= c["start"] < c["end"] <= 19.6 for c in out)
     assert all(a["end"] <= b["start"] for a, b in itertools.pairwise(out))
     assert ground_chapters(wild, [], 5.0) == []
+
+
+def test_contiguous_chapters_tile_the_video_at_the_generated_starts() -> None:
+    from hivid.models.sequence import contiguous_chapters
+
+    gen = [
+        {"start": 6.0, "end": 18.0, "title": "A", "summary": "a"},
+        {"start": 20.0, "end": 24.0, "title": "B", "summary": "b"},
+        {"start": 27.0, "end": 29.0, "title": "C", "summary": "c"},
+    ]
+    out = contiguous_chapters(gen, 30.9)
+    assert [(c["start"], c["end"], c["title"]) for c in out] == [
+        (0.0, 20.0, "A"),
+        (20.0, 27.0, "B"),
+        (27.0, 30.9, "C"),
+    ]
+    assert gen[0]["start"] == 6.0  # the input is not changed
+    assert contiguous_chapters([], 10.0) == []
+    assert contiguous_chapters(gen, 0.0) == []
+    one = contiguous_chapters([{"start": 3.0, "end": 4.0, "title": "T", "summary": ""}], 9.5)
+    assert [(c["start"], c["end"]) for c in one] == [(0.0, 9.5)]
+
+
+def test_grounded_target_quotes_narration_and_keeps_human_titles() -> None:
+    from hivid.models.sequence import SequenceError, format_grounded_target
+
+    asr = [
+        {"start": 0.5, "end": 3.0, "text": "Tired of dull hair? Meet it."},
+        {"start": 7.6, "end": 9.0, "text": "Let me try it now."},  # boundary (7, 8]: chapter 2
+        {"start": 16.0, "end": 18.0, "text": "Buy it today."},
+    ]
+    human = [{**c, "title": f"Human {i}"} for i, c in enumerate(TEACHER)]
+    text = format_grounded_target(human, FRAMES, META, asr, titles="chapter")
+    assert 'shot 1: "Tired of dull hair?"' in text
+    assert 'shot 2: "Let me try it now."' in text
+    assert 'shot 3: "Buy it today."' in text
+    assert [c["title"] for c in parse_chapters(text)] == ["Human 0", "Human 1", "Human 2"]
+    # product titles for pseudo-labels, whatever titles the chapters carry
+    product = format_grounded_target(human, FRAMES, META, asr)
+    assert {c["title"] for c in parse_chapters(product)} == {"Silk Shampoo"}
+    with pytest.raises(SequenceError, match="titles must be one of product, chapter"):
+        format_grounded_target(human, FRAMES, META, asr, titles="ocr")  # type: ignore[arg-type]

@@ -81,6 +81,43 @@ def test_clip_position_embedding(tok: Any, data: Path, tmp_path: Path) -> None:
     assert not any(n.startswith("clip_position") for n in trainable_parameter_names(loaded))
 
 
+def test_frame_change_embedding(tok: Any, data: Path, tmp_path: Path) -> None:
+    from hivid.models.options import FrameChangeEmbedding
+
+    fc = FrameChangeEmbedding(8, 4)
+    torch.nn.init.normal_(fc.embed.weight)
+    still = torch.zeros(1, 3, 3, 4, 4)
+    cut = still.clone()
+    cut[0, 2] = 1.0  # frame 2 differs from frame 1 by 1.0 everywhere: c / (c + 0.1) = 0.909
+    mask = torch.tensor([[True, True, False]])
+    w = fc.embed.weight
+    out = fc(cut, torch.ones(1, 3, dtype=torch.bool))
+    # first frame: its own bucket (8); no change: bucket 0; the cut: floor(0.909 * 8) = 7
+    assert torch.equal(out[0], torch.stack([w[8], w[0], w[7]]))
+    assert torch.equal(fc(still, mask)[0, 2], torch.zeros(4))  # padded frames get nothing
+    small = still.clone()
+    small[0, 1] = 0.05  # 0.05 / 0.15 = 0.333 -> bucket 2
+    assert torch.equal(fc(small, mask)[0, 1], w[2])
+
+    base = build(tok, tmp_path / "a")
+    model = build(tok, tmp_path / "b", frame_change_bins=8)
+    assert model.frame_change is not None
+    b = batch_for(model, tok, data)
+    assert torch.equal(model.embed_inputs(b), base.embed_inputs(b))  # zero-initialised
+    torch.nn.init.normal_(model.frame_change.embed.weight)
+    assert not torch.equal(model.embed_inputs(b), base.embed_inputs(b))
+    apply_stage_freezing(model, 1)
+    assert "frame_change.embed.weight" in trainable_parameter_names(model)
+    save_narrator(model, tok, tmp_path / "saved")
+    loaded, _ = load_narrator(tmp_path / "saved")
+    assert torch.equal(loaded.frame_change.embed.weight, model.frame_change.embed.weight)
+    loaded.add_compressor(loaded.cfg.compressor, loaded.cfg.time_encoder)
+    apply_stage_freezing(loaded, 2)
+    assert not any(n.startswith("frame_change") for n in trainable_parameter_names(loaded))
+    with pytest.raises(ValueError, match="frame_change_bins"):
+        NarratorOptions(frame_change_bins=-1)
+
+
 def test_dual_visual_alignment(tok: Any, data: Path, tmp_path: Path) -> None:
     model = build(tok, tmp_path / "m", dual_alignment=True)
     assert model.projector_aux is not None

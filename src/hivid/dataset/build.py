@@ -12,8 +12,14 @@ Row format: ``{"video_id", "sha256", "duration", "frame_times", "frames",
 "ground_truth": path relative to the data root or null}``; ``sha256`` is the raw video's content
 hash from the ingest manifest (null when the manifest row has none): warm-start training reads it
 to tell new and changed videos from the ones the previous model saw.
-Targets (TCoT, chapters) come from the annotation stage: they are the pseudo-labels the paper's
-pipeline builds; the demo corpus's ground truth is kept apart for evaluation.
+Targets (TCoT, chapters): with ``targets: annotation`` the annotation stage's, the pseudo-labels
+the paper's pipeline builds. With ``targets: ground_truth`` a video that has reference chapters
+(``data/ground_truth/<id>.json``, human labels) is trained on those instead, and every other video
+on its pseudo-labels; ``target_source`` in each row says which (``ground_truth``/``annotation``).
+Splits are by video, so no test video's reference chapters are ever a training target; the TCoT
+always comes from the annotation. A reference file that cannot be used (unreadable, no chapters,
+a chapter without a numeric start < end or a title) falls back to the pseudo-labels and is named,
+with the reason, in the summary's ``target_errors``.
 
 Splits (``split_videos``): ``split_method: stable`` (default) puts each video by its own salted
 hash, so adding or removing other videos never moves it (what warm-start training from the last
@@ -44,6 +50,7 @@ from hivid.io import write_bytes_atomic, write_json, write_jsonl
 
 SPLITS = ("train", "val", "test")
 SPLIT_METHODS = ("stable", "exact")
+TARGETS = ("annotation", "ground_truth")
 
 
 @dataclass
@@ -69,6 +76,10 @@ class DatasetConfig:
     """Frames are stored square at this many pixels (the vision encoder resizes again)."""
     max_frames: int = 64
     """At most this many frames per video are stored (evenly subsampled beyond that)."""
+    targets: Literal["annotation", "ground_truth"] = "annotation"
+    """What a video is trained on: ``annotation``, the annotation's pseudo-labels; ``ground_truth``,
+    its reference chapters (``data/ground_truth/<id>.json``) when it has usable ones, else the
+    pseudo-labels (module docstring)."""
 
     def __post_init__(self) -> None:
         require(0 <= self.val_fraction < 1, "dataset.val_fraction must be in [0, 1)")
@@ -85,6 +96,10 @@ class DatasetConfig:
         require(self.fps > 0, "dataset.fps must be > 0")
         require(8 <= self.frame_size <= 1024, "dataset.frame_size must be in [8, 1024]")
         require(self.max_frames >= 1, "dataset.max_frames must be >= 1")
+        require(
+            self.targets in TARGETS,
+            f"dataset.targets must be one of {', '.join(TARGETS)}, not {self.targets!r}",
+        )
 
 
 def _digest(video_id: str, seed: int) -> str:
@@ -178,6 +193,7 @@ def build_dataset(
     cache = FrameCache(frame_cache) if frame_cache is not None else None
     (out_dir / "frames").mkdir(parents=True, exist_ok=True)
     rows_by_split: dict[str, list[dict[str, Any]]] = {s: [] for s in SPLITS}
+    target_errors: dict[str, str] = {}
     total = len(usable)
     done = 0
     for split in SPLITS:
@@ -188,6 +204,15 @@ def build_dataset(
             npy, times = _frames(data_root / row["path"], row.get("sha256"), cfg, cache)
             rel = f"frames/{vid}.npy"
             write_bytes_atomic(out_dir / rel, npy)
+            chapters, source = ann["chapters"], "annotation"
+            if cfg.targets == "ground_truth" and row.get("ground_truth"):
+                try:
+                    chapters, source = (
+                        reference_chapters(data_root / row["ground_truth"]),
+                        "ground_truth",
+                    )
+                except ValueError as exc:
+                    target_errors[vid] = str(exc)
             rows_by_split[split].append(
                 {
                     "video_id": vid,
@@ -202,7 +227,8 @@ def build_dataset(
                         if s.get("kept", True)
                     ],
                     "tcot": ann["tcot"],
-                    "chapters": ann["chapters"],
+                    "chapters": chapters,
+                    "target_source": source,
                     "metadata": row.get("metadata", {}),
                     "ground_truth": row.get("ground_truth"),
                 }
@@ -214,6 +240,11 @@ def build_dataset(
         "videos": total,
         "splits": {s: len(v) for s, v in splits.items()},
         "frames": sum(len(r["frame_times"]) for rs in rows_by_split.values() for r in rs),
+        "target_sources": {
+            src: sum(r["target_source"] == src for rs in rows_by_split.values() for r in rs)
+            for src in TARGETS
+        },
+        "target_errors": dict(sorted(target_errors.items())),
         "config": {
             "val_fraction": cfg.val_fraction,
             "test_fraction": cfg.test_fraction,
@@ -222,6 +253,7 @@ def build_dataset(
             "fps": cfg.fps,
             "frame_size": cfg.frame_size,
             "max_frames": cfg.max_frames,
+            "targets": cfg.targets,
         },
     }
     meta = {"seed": cfg.seed, "split_method": cfg.split_method}
@@ -232,6 +264,41 @@ def build_dataset(
     if progress:
         progress("done", total, total)
     return summary
+
+
+def reference_chapters(path: Path) -> list[dict[str, Any]]:
+    """The chapters of a reference (ground-truth) file, checked; ValueError names the file and
+    the reason when they cannot be trained on."""
+    import json
+
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ValueError(f"{path}: unreadable reference chapters ({exc})") from None
+    chapters = data.get("chapters") if isinstance(data, dict) else None
+    if not isinstance(chapters, list) or not chapters:
+        raise ValueError(f"{path}: no chapters")
+    out = []
+    for i, c in enumerate(chapters):
+        ok = isinstance(c, dict) and all(
+            isinstance(c.get(k), int | float) and not isinstance(c.get(k), bool)
+            for k in ("start", "end")
+        )
+        if not ok or not float(c["start"]) < float(c["end"]):
+            raise ValueError(f"{path}: chapter {i} has no numeric start < end")
+        if not isinstance(c.get("title"), str) or not c["title"].strip():
+            raise ValueError(f"{path}: chapter {i} has no title")
+        summary = c.get("summary", "")
+        out.append(
+            {
+                "start": float(c["start"]),
+                "end": float(c["end"]),
+                "title": c["title"],
+                "summary": summary if isinstance(summary, str) else "",
+                **({"label": c["label"]} if isinstance(c.get("label"), str) else {}),
+            }
+        )
+    return sorted(out, key=lambda c: c["start"])
 
 
 def _frames(

@@ -44,6 +44,7 @@ from hivid.models.compressor import SPACompressor, SPACompressorConfig
 from hivid.models.decoding import AllowedTokens
 from hivid.models.options import (
     ClipPositionEmbedding,
+    FrameChangeEmbedding,
     NarratorOptions,
     add_lora,
     consolidate,
@@ -51,7 +52,14 @@ from hivid.models.options import (
 )
 from hivid.models.time_encoder import GRUTimeEncoder, TimeEncoderConfig
 
-HEAD_MODULES = ("projector", "projector_aux", "clip_position", "compressor", "time_encoder")
+HEAD_MODULES = (
+    "projector",
+    "projector_aux",
+    "clip_position",
+    "frame_change",
+    "compressor",
+    "time_encoder",
+)
 """Top-level submodules saved in heads.safetensors (backbones go through save_pretrained)."""
 CONFIG_FILE = "narrator_config.json"
 HEADS_FILE = "heads.safetensors"
@@ -328,6 +336,8 @@ class HiVidNarrator(nn.Module):
         self.clip_position = (
             ClipPositionEmbedding(opts.clip_position_bins, d) if opts.clip_position_bins else None
         )
+        bins = opts.frame_change_bins
+        self.frame_change = FrameChangeEmbedding(bins, d) if bins else None
         if opts.lora_rank:
             add_lora(self.llm, opts)
         self.compressor: SPACompressor | None = None
@@ -405,6 +415,8 @@ class HiVidNarrator(nn.Module):
         out[frame_mask] = proj
         if self.clip_position is not None and frame_times is not None:
             out = out + self.clip_position(frame_times, frame_mask)[:, :, None].to(out.dtype)
+        if self.frame_change is not None:  # padded frames get 0 (mask), real ones their change
+            out = out + self.frame_change(pixel_values, frame_mask)[:, :, None].to(out.dtype)
         return out
 
     def embed_inputs(self, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
@@ -643,7 +655,9 @@ def save_narrator(model: HiVidNarrator, tokenizer: PreTrainedTokenizerBase, out_
         if part is not None:
             heads.update({f"{name}.{k}": v for k, v in part.state_dict().items()})
     save_file({k: v.detach().contiguous().cpu() for k, v in heads.items()}, out_dir / HEADS_FILE)
-    tokenizer.save_pretrained(out_dir / "tokenizer")
+    from hivid.models.tokenizer import save_tokenizer
+
+    save_tokenizer(tokenizer, out_dir / "tokenizer")
     return out_dir
 
 

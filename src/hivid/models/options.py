@@ -30,6 +30,9 @@ class NarratorOptions:
 
     clip_position_bins: int = 0
     """Relative clip-position embedding with this many position buckets; 0 = off."""
+    frame_change_bins: int = 0
+    """Frame-change embedding (``FrameChangeEmbedding``): how much each frame differs from the
+    one before, in this many buckets, added to its visual tokens (where shots cut); 0 = off."""
     memory_tokens: int = 0
     """Memory consolidation: earlier frames' visual tokens merged into this many; 0 = off."""
     memory_recent_frames: int = 4
@@ -51,6 +54,7 @@ class NarratorOptions:
 
     def __post_init__(self) -> None:
         require(self.clip_position_bins >= 0, "options.clip_position_bins must be >= 0")
+        require(self.frame_change_bins >= 0, "options.frame_change_bins must be >= 0")
         require(self.memory_tokens >= 0, "options.memory_tokens must be >= 0")
         require(self.memory_recent_frames >= 1, "options.memory_recent_frames must be >= 1")
         require(self.lora_rank >= 0, "options.lora_rank must be >= 0")
@@ -77,6 +81,32 @@ class ClipPositionEmbedding(nn.Module):
         last = t.max(dim=1, keepdim=True).values.clamp_min(1e-6)  # (B, 1)
         pos = (t / last * self.bins).round().long().clamp(0, self.bins)  # (B, N)
         return self.embed(pos) * mask[..., None].to(self.embed.weight.dtype)  # (B, N, D)
+
+
+class FrameChangeEmbedding(nn.Module):
+    """(B, N, 3, H, W) pixels, (B, N) mask -> (B, N, D): an embedding of how much each frame
+    changed since the frame before it.
+
+    A random-initialised vision tower at 32 px learns slowly to compare frames, yet a shot cut,
+    where chapters of a product video begin, is the largest change between neighbours. The change
+    is the mean absolute pixel difference c (normalised pixels), mapped to c / (c + 0.1) in [0, 1)
+    (so small motion and cuts land far apart) and cut into ``bins`` buckets; the first frame has
+    its own bucket. Zero-initialised, like the clip-position embedding.
+    """
+
+    def __init__(self, bins: int, dim: int) -> None:
+        super().__init__()
+        self.bins = bins
+        self.embed = nn.Embedding(bins + 1, dim)
+        nn.init.zeros_(self.embed.weight)
+
+    def forward(self, pixels: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        x = pixels.float()
+        c = (x[:, 1:] - x[:, :-1]).abs().mean(dim=(2, 3, 4))  # (B, N - 1)
+        level = (c / (c + 0.1) * self.bins).floor().long().clamp(0, self.bins - 1)
+        first = level.new_full((x.shape[0], 1), self.bins)  # (B, 1): the video's first frame
+        idx = torch.cat([first, level], dim=1)  # (B, N)
+        return self.embed(idx) * mask[..., None].to(self.embed.weight.dtype)  # (B, N, D)
 
 
 def consolidate(tokens: torch.Tensor, length: int) -> torch.Tensor:

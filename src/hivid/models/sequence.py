@@ -334,26 +334,55 @@ def grounded_chapters(
     ]
 
 
+def first_said(
+    asr: Sequence[Mapping[str, Any]], start: float, end: float, last: bool = False
+) -> str:
+    """The first narration sentence that starts in [start, end) (to the end for the ``last``
+    chapter), "" when none does."""
+    for s in sorted(asr, key=lambda s: float(s["start"])):
+        t = float(s["start"])
+        if t >= start and (last or t < end):
+            return first_sentence(s.get("text", ""))
+    return ""
+
+
+TITLE_SOURCES = ("product", "chapter")
+
+
 def format_grounded_target(
     chapters: Sequence[Mapping[str, Any]],
     frame_times: Sequence[float],
     metadata: Mapping[str, Any] | None = None,
+    asr: Sequence[Mapping[str, Any]] = (),
+    titles: Literal["product", "chapter"] = "product",
 ) -> str:
     """The training target with every time copied from ``frame_times`` (module docstring).
 
-    Title: the product name (``product_name(metadata)``; the chapter's own title without one:
-    the annotation's on-screen text line, e.g. "Capacity: 450 ml", is not something the model can
-    read at its frame size); summary: the first sentence of the chapter's summary.
+    Title (``titles``): ``product``, the product name (``product_name(metadata)``; the chapter's
+    own title without one), for pseudo-labels whose titles are on-screen text lines, e.g.
+    "Capacity: 450 ml", that the model cannot read at its frame size; ``chapter``, the chapter's
+    own title, for human (ground-truth) chapters. Summary: the first sentence of the chapter's
+    summary. TCoT: per chapter, where its shot starts and the first words said in it (from
+    ``asr`` when given, else from the summary: the annotation's summaries are narration).
     """
     if not frame_times:
         raise SequenceError("a grounded target needs at least one frame")
-    name = product_name(metadata)
+    if titles not in TITLE_SOURCES:
+        raise SequenceError(f"titles must be one of {', '.join(TITLE_SOURCES)}, not {titles!r}")
+    name = product_name(metadata) if titles == "product" else ""
     spans = grounded_chapters(chapters, frame_times)
     tcot, lines = [], []
     for i, (a, b, c) in enumerate(spans):
         span = f"[{frame_times[a]:.1f}s-{frame_times[b]:.1f}s]"
         summary = first_sentence(c.get("summary", ""))
-        said = " ".join(summary.split()[:TCOT_WORDS])
+        if asr:
+            # the boundary at frame a lies in (t[a-1], t[a]]: a sentence said there belongs to it
+            lo = float(frame_times[a - 1]) if a > 0 else float("-inf")
+            hi = float(frame_times[b - 1]) if i + 1 < len(spans) else float("inf")
+            said = first_said(asr, lo, hi, last=i + 1 == len(spans))
+        else:
+            said = summary
+        said = " ".join(said.split()[:TCOT_WORDS])
         tcot.append(f"{span} shot {i + 1}: " + (f'"{said}"' if said else "no narration"))
         title = name or _one_line(c.get("title", "")).replace("|", "/")
         lines.append(f"{span} {title or 'Chapter'} | {summary}")
@@ -410,3 +439,20 @@ def ground_chapters(
             }
         )
     return out
+
+
+def contiguous_chapters(
+    chapters: Sequence[Mapping[str, Any]], duration: float
+) -> list[dict[str, Any]]:
+    """Ordered, non-overlapping chapters -> chapters that tile [0, duration] (the paper's
+    "contiguous chapters"): the first starts at 0, each other one where the next starts (the
+    generated start is the boundary; a gap before it joins the chapter before), the last ends with
+    the video. Titles and summaries are kept."""
+    out = [dict(c) for c in chapters]
+    if not out or duration <= 0:
+        return []
+    out[0]["start"] = 0.0
+    for prev, cur in itertools.pairwise(out):
+        prev["end"] = cur["start"]
+    out[-1]["end"] = round(float(duration), 3)
+    return [c for c in out if c["end"] - c["start"] > 1e-6]

@@ -8,6 +8,7 @@ loading (``from_pretrained``) go through the same code as a pretrained checkpoin
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -91,7 +92,39 @@ def load_tokenizer(path: str | Path) -> PreTrainedTokenizerBase:
         tok = AutoTokenizer.from_pretrained(str(path))
     except (OSError, ValueError) as exc:
         raise TokenizerError(f"{path}: cannot load tokenizer ({exc})") from None
-    return ensure_narrator_tokens(tok)
+    tok = ensure_narrator_tokens(tok)
+    vocab_file = local / CAPTION_VOCAB_FILE
+    if vocab_file.is_file():
+        try:
+            ids = [int(i) for i in json.loads(vocab_file.read_text(encoding="utf-8"))]
+        except (ValueError, TypeError) as exc:
+            raise TokenizerError(f"{vocab_file}: not a JSON list of token ids ({exc})") from None
+        set_caption_vocab(tok, ids)
+    return tok
+
+
+CAPTION_VOCAB_FILE = "caption_vocab.json"
+"""Beside the saved tokenizer: the token ids of the caption vocabulary (``set_caption_vocab``)."""
+
+
+def set_caption_vocab(tok: PreTrainedTokenizerBase, ids: Iterable[int]) -> None:
+    """Attach the caption vocabulary: the words written in the chapters of many training videos
+    ("The presenter ... the"), which constrained decoding allows beside the video's own input
+    (``hivid.training.generate.allowed_token_ids``); it travels with the tokenizer."""
+    tok.hivid_caption_vocab = sorted({int(i) for i in ids})  # type: ignore[attr-defined]
+
+
+def caption_vocab(tok: PreTrainedTokenizerBase) -> list[int]:
+    """The caption vocabulary attached with ``set_caption_vocab`` (empty when none is)."""
+    return list(getattr(tok, "hivid_caption_vocab", []))
+
+
+def save_tokenizer(tok: PreTrainedTokenizerBase, out_dir: Path) -> None:
+    """``save_pretrained`` plus the caption vocabulary file when one is attached."""
+    tok.save_pretrained(out_dir)
+    vocab = caption_vocab(tok)
+    if vocab:
+        (Path(out_dir) / CAPTION_VOCAB_FILE).write_text(json.dumps(vocab), encoding="utf-8")
 
 
 def ensure_narrator_tokens(tok: PreTrainedTokenizerBase) -> PreTrainedTokenizerBase:

@@ -16,10 +16,12 @@ Its target is ``format_grounded_target`` over the frames the model actually read
 from __future__ import annotations
 
 import json
+import math
 import random
+from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import lightning as L
 import numpy as np
@@ -79,7 +81,41 @@ def corpus_texts(records: Sequence[Mapping[str, Any]]) -> Iterator[str]:
         yield " ".join(timestamp_text(float(t)) for t in rec["frame_times"])
         for s in rec["asr"]:
             yield f"{timestamp_text(float(s['start']))}{s['text']}"
-        yield format_grounded_target(rec["chapters"], rec["frame_times"], rec.get("metadata"))
+        yield target_text(rec, rec["frame_times"])
+
+
+def caption_vocabulary(
+    tokenizer: PreTrainedTokenizerBase, records: Sequence[Mapping[str, Any]], min_share: float = 0.1
+) -> list[int]:
+    """Token ids in the targets of at least max(2, min_share x n) of the n training ``records``,
+    less every token of a record's product words (metadata brand, title, category, attribute
+    values): the words captions are written with, never a name, which must come from the video
+    itself (constrained decoding allows these beside the video's own input;
+    ``hivid.models.tokenizer.set_caption_vocab``)."""
+    counts: Counter[int] = Counter()
+    names: set[int] = set()
+    for rec in records:
+        counts.update(set(tokenizer.encode(target_text(rec, rec["frame_times"]))))
+        meta = rec.get("metadata") or {}
+        attrs = meta.get("attributes") or {}
+        for value in [meta.get("brand"), meta.get("title"), meta.get("category"), *attrs.values()]:
+            for word in str(value or "").split():
+                for text in (word, " " + word):
+                    names.update(tokenizer.encode(text, add_special_tokens=False))
+    need = max(2, math.ceil(min_share * len(records)))
+    return sorted(i for i, n in counts.items() if n >= need and i not in names)
+
+
+def target_text(record: Mapping[str, Any], times: Sequence[float]) -> str:
+    """The grounded target of a row over the frame ``times`` the model reads: human
+    (``target_source: ground_truth``) chapters keep their titles, pseudo-labels are titled with
+    the product name; the TCoT quotes the row's narration."""
+    titles: Literal["product", "chapter"] = (
+        "chapter" if record.get("target_source") == "ground_truth" else "product"
+    )
+    return format_grounded_target(
+        record["chapters"], times, record.get("metadata"), record.get("asr") or (), titles
+    )
 
 
 def select_frames(n: int, max_frames: int) -> np.ndarray:
@@ -138,11 +174,7 @@ def prepare_sample(
     times_all = [float(t) for t in record["frame_times"]]
     pixels = load_pixels(frames_path, idx, spec.image_size, len(times_all))
     times = [times_all[i] for i in idx]
-    target = (
-        format_grounded_target(record["chapters"], times, record.get("metadata"))
-        if with_target
-        else None
-    )
+    target = target_text(record, times) if with_target else None
 
     def encode(target: str | None, prompt: str = DEFAULT_PROMPT) -> EncodedSequence:
         if spec.scene_tokens is None:

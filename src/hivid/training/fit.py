@@ -35,8 +35,14 @@ from hivid.models.narrator import (
     load_narrator,
     save_narrator,
 )
+from hivid.models.tokenizer import set_caption_vocab
 from hivid.training.config import TrainConfig, TrainResult
-from hivid.training.datamodule import NarratorDataModule, corpus_texts, read_split
+from hivid.training.datamodule import (
+    NarratorDataModule,
+    caption_vocabulary,
+    corpus_texts,
+    read_split,
+)
 from hivid.training.module import NarratorLightningModule, StageError, trainable_parameter_names
 from hivid.training.progress import ProgressLog
 from hivid.training.warmstart import keep_weights, warm_model
@@ -74,7 +80,9 @@ def _initial_model(
     if rank == 0 and (init_dir / CONFIG_FILE).is_file():  # resuming: same weights and tokenizer
         return load_narrator(init_dir)
     cfg = dataclasses.replace(model_cfg, use_compressor=False)
-    tok = create_tokenizer(cfg, corpus_texts(read_split(dataset_dir, "train")))
+    train = read_split(dataset_dir, "train")
+    tok = create_tokenizer(cfg, corpus_texts(train))
+    set_caption_vocab(tok, caption_vocabulary(tok, train))
     model = create_narrator(cfg, tok, init_dir)
     save_narrator(model, tok, init_dir)
     return model, tok

@@ -11,7 +11,7 @@ import torch
 from transformers import PreTrainedTokenizerBase
 
 from hivid.models.narrator import HiVidNarrator
-from hivid.models.sequence import ground_chapters, parse_chapters
+from hivid.models.sequence import contiguous_chapters, ground_chapters, parse_chapters
 from hivid.training.datamodule import collate, prepare_sample, select_frames
 
 CHAPTER_SHARE = 0.3
@@ -34,7 +34,8 @@ def generate_chapters(
     are ``parse_chapters(text)`` grounded on the frames the model read (``ground_chapters``: each
     generated time is an input frame's timestamp, boundaries fall between frames, nothing lies
     outside [0, duration]; ``duration`` comes from the record, else the last frame time plus one
-    frame spacing). The TCoT gets
+    frame spacing), then made contiguous (``contiguous_chapters``: they tile [0, duration], each
+    generated start is a boundary). The TCoT gets
     ``(1 - chapter_share) * max_new_tokens`` tokens; when it has not reached ``<chapters>`` by
     then (a long or looping chain of thought), ``</think>`` and ``<chapters>`` are forced and
     the rest of the budget generates the chapters, so a run-on TCoT cannot starve them.
@@ -75,10 +76,9 @@ def generate_chapters(
     times = [times_all[i] for i in select_frames(len(times_all), model.input_spec().max_frames)]
     if stats is not None:
         stats["raw_chapters"] = len(parse_chapters(text))
-    chapters = ground_chapters(
-        parse_chapters(text), times, sample_duration(sample), sample.get("asr") or ()
-    )
-    return text, chapters
+    duration = sample_duration(sample)
+    chapters = ground_chapters(parse_chapters(text), times, duration, sample.get("asr") or ())
+    return text, contiguous_chapters(chapters, duration)
 
 
 def sample_duration(sample: Mapping[str, Any]) -> float:
@@ -103,8 +103,10 @@ def allowed_token_ids(
     tokenizer: PreTrainedTokenizerBase, prepared: Mapping[str, Any], asr: Any
 ) -> torch.Tensor:
     """Token ids constrained decoding may emit for one video: the grammar (``GRAMMAR_TEXT``),
-    eos, every text token the stage-1 input holds (timestamps, narration) and, for stage 2 whose
-    LLM input has no text, the same timestamps and narration tokenized alone."""
+    eos, the caption vocabulary the tokenizer carries (words of many training videos' chapters,
+    ``hivid.models.tokenizer.caption_vocab``), every text token the stage-1 input holds
+    (timestamps, narration) and, for stage 2 whose LLM input has no text, the same timestamps and
+    narration tokenized alone."""
     ids = set(tokenizer.encode(GRAMMAR_TEXT, add_special_tokens=False))
     ids.add(int(tokenizer.eos_token_id))
     text = prepared["input_ids"][~prepared["visual_mask"]]
@@ -117,8 +119,10 @@ def allowed_token_ids(
     for s in asr:
         ids.update(tokenizer.encode(" " + str(s["text"]).strip() + "\n", add_special_tokens=False))
         ids.update(tokenizer.encode(str(s["text"]).strip(), add_special_tokens=False))
+    from hivid.models.tokenizer import caption_vocab, visual_token_id
+
+    ids.update(caption_vocab(tokenizer))
     special = {int(tokenizer.pad_token_id), int(tokenizer.bos_token_id)}
-    from hivid.models.tokenizer import visual_token_id
 
     special.add(visual_token_id(tokenizer))
     return torch.tensor(sorted(ids - special), dtype=torch.long)
