@@ -19,6 +19,7 @@ import urllib.request
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, cast
+from uuid import UUID
 
 import mlflow
 from prefect import flow, get_run_logger, task
@@ -153,12 +154,14 @@ def commit_state(root: str, name: str, branch_prefix: str, push: str | None) -> 
 def register_model(
     root: str, parent_run_id: str, tags: dict[str, str] | None = None
 ) -> dict[str, Any]:
-    return run_register(
-        Path(root),
-        Path(root) / "params.yaml",
-        Path(root) / layout.ckpt(2),
-        tags,
-        pipeline_run_id=parent_run_id,
+    return dict(
+        run_register(
+            Path(root),
+            Path(root) / "params.yaml",
+            Path(root) / layout.ckpt(2),
+            tags,
+            pipeline_run_id=parent_run_id,
+        )
     )
 
 
@@ -168,7 +171,7 @@ def promote_model(root: str, parent_run_id: str, version: str) -> dict[str, Any]
         Path(root), Path(root) / "params.yaml", version, pipeline_run_id=parent_run_id
     )
     get_run_logger().info("promotion: %s", decision["text"])
-    return decision
+    return dict(decision)
 
 
 @task
@@ -209,7 +212,7 @@ def close_flow_runs(stale: list[StaleRun]) -> None:
             if not s.flow_run or s.flow_run == str(flow_run.id or ""):
                 continue
             try:
-                current = client.read_flow_run(s.flow_run)
+                current = client.read_flow_run(UUID(s.flow_run))
                 if current.state is not None and not current.state.is_final():
                     note = f"its process was killed; MLflow run {s.run_id} closed as KILLED"
                     client.set_flow_run_state(s.flow_run, Crashed(message=note), force=True)

@@ -41,7 +41,6 @@ from transformers.modeling_outputs import CausalLMOutputWithPast
 
 from hivid.configbase import ConfigError, from_mapping, require, to_dict
 from hivid.models.compressor import SPACompressor, SPACompressorConfig
-from hivid.models.decoding import AllowedTokens
 from hivid.models.options import (
     ClipPositionEmbedding,
     FrameChangeEmbedding,
@@ -492,13 +491,13 @@ class HiVidNarrator(nn.Module):
         eos_id: int,
         pad_id: int,
         suffix_ids: torch.Tensor | None = None,
-        allowed_ids: torch.Tensor | None = None,
+        processors: LogitsProcessorList | None = None,
     ) -> torch.Tensor:
         """Greedy continuation of an unpadded (batch of 1) prompt -> (B, new tokens) ids.
 
         ``suffix_ids`` (B, K) are appended to the prompt first (e.g. text generated so far plus a
         forced section marker); the returned ids are those generated after them.
-        ``allowed_ids`` (V_allowed,): constrained decoding, every other token is never chosen.
+        ``processors``: constrained decoding (``hivid.models.decoding``), e.g. allowed tokens.
         """
         embeds = self.embed_inputs(batch)  # (B, T, D)
         mask = batch.get("attention_mask")
@@ -515,9 +514,7 @@ class HiVidNarrator(nn.Module):
             num_beams=1,
             eos_token_id=eos_id,
             pad_token_id=pad_id,
-            logits_processor=(
-                None if allowed_ids is None else LogitsProcessorList([AllowedTokens(allowed_ids)])
-            ),
+            logits_processor=processors,
         )
 
 

@@ -88,22 +88,25 @@ def caption_vocabulary(
     tokenizer: PreTrainedTokenizerBase, records: Sequence[Mapping[str, Any]], min_share: float = 0.1
 ) -> list[int]:
     """Token ids in the targets of at least max(2, min_share x n) of the n training ``records``,
-    less every token of a record's product words (metadata brand, title, category, attribute
-    values): the words captions are written with, never a name, which must come from the video
-    itself (constrained decoding allows these beside the video's own input;
-    ``hivid.models.tokenizer.set_caption_vocab``)."""
+    less every token that is a product word of a record (a word of >= 3 letters of its metadata
+    brand, title, category or attribute values): the words captions are written with, never a
+    name, which must come from the video itself (constrained decoding allows these beside the
+    video's own input; ``hivid.models.tokenizer.set_caption_vocab``)."""
     counts: Counter[int] = Counter()
-    names: set[int] = set()
+    names: set[str] = set()
     for rec in records:
         counts.update(set(tokenizer.encode(target_text(rec, rec["frame_times"]))))
         meta = rec.get("metadata") or {}
         attrs = meta.get("attributes") or {}
         for value in [meta.get("brand"), meta.get("title"), meta.get("category"), *attrs.values()]:
-            for word in str(value or "").split():
-                for text in (word, " " + word):
-                    names.update(tokenizer.encode(text, add_special_tokens=False))
+            names.update(w.lower() for w in str(value or "").split() if len(w) >= 3)
+
+    def is_name(i: int) -> bool:
+        word = tokenizer.decode([i]).strip().lower()
+        return len(word) >= 3 and word.isalpha() and word in names
+
     need = max(2, math.ceil(min_share * len(records)))
-    return sorted(i for i, n in counts.items() if n >= need and i not in names)
+    return sorted(i for i, n in counts.items() if n >= need and not is_name(i))
 
 
 def target_text(record: Mapping[str, Any], times: Sequence[float]) -> str:

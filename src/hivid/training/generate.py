@@ -9,7 +9,9 @@ from typing import Any
 
 import torch
 from transformers import PreTrainedTokenizerBase
+from transformers.generation import LogitsProcessorList
 
+from hivid.models.decoding import AllowedTokens, NoImmediateRepeat, word_token_ids
 from hivid.models.narrator import HiVidNarrator
 from hivid.models.sequence import contiguous_chapters, ground_chapters, parse_chapters
 from hivid.training.datamodule import collate, prepare_sample, select_frames
@@ -40,9 +42,10 @@ def generate_chapters(
     then (a long or looping chain of thought), ``</think>`` and ``<chapters>`` are forced and
     the rest of the budget generates the chapters, so a run-on TCoT cannot starve them.
     ``stats``, when given, receives ``llm_input_tokens`` (the prompt length the LLM reads).
-    ``constrained``: decode only tokens of the grammar and of this video's own input (its frame
-    timestamps and narration, ``allowed_token_ids``): times come from the frames, names from what
-    was said, never from another video remembered from training.
+    ``constrained``: decode only tokens of the grammar, the caption vocabulary and this video's own
+    input (its frame timestamps and narration, ``allowed_token_ids``): times come from the frames,
+    names from what was said, never from another video remembered from training; and no word
+    token right after itself (``NoImmediateRepeat``).
     """
     model.eval()
     prepared = prepare_sample(sample, dataset_dir, tokenizer, model.input_spec(), with_target=False)
@@ -56,9 +59,10 @@ def generate_chapters(
     eos, pad = int(tokenizer.eos_token_id), int(tokenizer.pad_token_id)
     allowed = None
     if constrained:
-        allowed = allowed_token_ids(tokenizer, prepared, sample.get("asr") or ()).to(device)
+        ids_ok = allowed_token_ids(tokenizer, prepared, sample.get("asr") or ()).to(device)
+        allowed = LogitsProcessorList([AllowedTokens(ids_ok), NoImmediateRepeat(_words(tokenizer))])
     think_budget = max(1, round(max_new_tokens * (1.0 - chapter_share)))
-    ids = model.generate(batch, think_budget, eos, pad, allowed_ids=allowed)[0]  # (new,)
+    ids = model.generate(batch, think_budget, eos, pad, processors=allowed)[0]  # (new,)
     text = tokenizer.decode(ids, skip_special_tokens=True)
     finished = bool((ids == eos).any())
     rest = max_new_tokens - int(ids.shape[0])
@@ -79,6 +83,15 @@ def generate_chapters(
     duration = sample_duration(sample)
     chapters = ground_chapters(parse_chapters(text), times, duration, sample.get("asr") or ())
     return text, contiguous_chapters(chapters, duration)
+
+
+def _words(tokenizer: PreTrainedTokenizerBase) -> torch.Tensor:
+    """``word_token_ids`` of the tokenizer, decoded once per tokenizer object."""
+    cached = getattr(tokenizer, "_hivid_word_ids", None)
+    if cached is None:
+        cached = word_token_ids(tokenizer.batch_decode([[i] for i in range(len(tokenizer))]))
+        tokenizer._hivid_word_ids = cached  # type: ignore[attr-defined]
+    return cached
 
 
 def sample_duration(sample: Mapping[str, Any]) -> float:
