@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import math
 import random
+import re
 from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
@@ -84,14 +85,17 @@ def corpus_texts(records: Sequence[Mapping[str, Any]]) -> Iterator[str]:
         yield target_text(rec, rec["frame_times"])
 
 
+_TIME = re.compile(r"^\d+(\.\d+)?s$")
+
+
 def caption_vocabulary(
     tokenizer: PreTrainedTokenizerBase, records: Sequence[Mapping[str, Any]], min_share: float = 0.1
 ) -> list[int]:
     """Token ids in the targets of at least max(2, min_share x n) of the n training ``records``,
     less every token that is a product word of a record (a word of >= 3 letters of its metadata
-    brand, title, category or attribute values): the words captions are written with, never a
-    name, which must come from the video itself (constrained decoding allows these beside the
-    video's own input; ``hivid.models.tokenizer.set_caption_vocab``)."""
+    brand, title, category or attribute values) or a time ("8.0s"): the words captions are written
+    with, never a name or a time, which must come from the video itself (constrained decoding
+    allows these beside the video's own input; ``hivid.models.tokenizer.set_caption_vocab``)."""
     counts: Counter[int] = Counter()
     names: set[str] = set()
     for rec in records:
@@ -103,7 +107,7 @@ def caption_vocabulary(
 
     def is_name(i: int) -> bool:
         word = tokenizer.decode([i]).strip().lower()
-        return len(word) >= 3 and word.isalpha() and word in names
+        return (len(word) >= 3 and word.isalpha() and word in names) or bool(_TIME.match(word))
 
     need = max(2, math.ceil(min_share * len(records)))
     return sorted(i for i, n in counts.items() if n >= need and not is_name(i))
