@@ -47,10 +47,13 @@ WORK = ROOT / ".cache" / "mutation"
 SCORES = WORK / "scores.json"
 
 # module (under src/hivid) -> the fast tests that carry its promises (globs; slow ones deselected)
+# test_audit_units.py checks each link alone (seconds), test_audit.py the local chain,
+# test_audit_s3.py the chain over S3 (a SeaweedFS server per mutmut test run, ~20 s);
+# test_warmstart.py's registry round trip trains narrators (minutes per surviving mutant): the
+# warm-start link's outcomes are in the first two, `--tests` adds it
 AUDIT_TESTS = [
     "tests/unit/test_audit*.py",
     "tests/unit/test_lineage*.py",
-    "tests/unit/test_warmstart.py",
 ]
 MODULES: dict[str, list[str]] = {
     "tracking/audit.py": AUDIT_TESTS,
