@@ -234,6 +234,66 @@ def test_model_file_tags_pin_every_file_outside_the_checkpoint(tmp_path: Path) -
     }
 
 
+def test_manifest_tag_is_in_path_string_order(tmp_path: Path) -> None:
+    root = model_folder(tmp_path, {"env/b": b"1", "env-a": b"2"})  # walked env/b, then env-a
+    manifest = model_file_tags(root)[FILES_MANIFEST_TAG]
+    assert [k for k in json.loads(manifest)] == ["MLmodel", "env-a", "env/b", "python_model.pkl"]
+    assert manifest.startswith('{"MLmodel":"') and ", " not in manifest and ": " not in manifest
+
+
+def test_download_model(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import mlflow
+
+    calls: list[tuple[str, str]] = []
+    error: list[Exception] = []
+
+    def download(uri: str, dst_path: str) -> str:
+        calls.append((uri, dst_path))
+        if error:
+            raise error[0]
+        return str(model_folder(Path(dst_path)))
+
+    monkeypatch.setattr(mlflow.artifacts, "download_artifacts", download)
+    mv = SimpleNamespace(name="m", version=2, aliases=None, tags={})
+    dest = tmp_path / "new" / "model"
+    assert audit_model._download_model(mv, dest) == (dest, "")
+    assert calls == [("models:/m/2", str(dest))]
+    error.append(OSError("x" * 200))
+    assert audit_model._download_model(mv, tmp_path / "d2") == (
+        None,
+        f"model artifacts missing (OSError: {'x' * 120})",
+    )
+    error[0] = RuntimeError("Max retries exceeded with url")
+    with pytest.raises(LineageUnavailable) as got:
+        audit_model._download_model(mv, tmp_path / "d3")
+    assert str(got.value) == "models:/m/2: unreachable (Max retries exceeded with url)"
+    assert got.value.__cause__ is None and got.value.__suppress_context__
+
+
+def test_verify_model_gives_both_model_links(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import mlflow
+
+    root = model_folder(tmp_path / "src")
+    tags = {"model.sha256": sha256_dir(root / "artifacts" / "narrator"), **model_file_tags(root)}
+    monkeypatch.setattr(mlflow.artifacts, "download_artifacts", lambda uri, dst_path: str(root))
+    mv = SimpleNamespace(name="m", version=3, aliases=["champion"], tags=tags)
+    detail = {"name": "m", "version": "3", "aliases": ["champion"]}
+    assert audit_model._verify_model(mv, tmp_path / "dl") == [
+        Link("model version", "VERIFIED", "checkpoint sha256 recomputed and equal", detail),
+        Link(
+            "model files",
+            "VERIFIED",
+            "2 model files (MLmodel, pyfunc wrapper, environment) recomputed",
+            detail,
+        ),
+    ]
+    bare = SimpleNamespace(name="m", version=3, aliases=None, tags=None)
+    got = audit_model._verify_model(bare, tmp_path / "dl2")
+    assert [(x.status, x.detail["aliases"]) for x in got] == [("UNVERIFIED", [])] * 2
+
+
 def manifest_length(root: Path) -> int:
     hashes = file_hashes(root, ("registered_model_meta", "artifacts/narrator"))
     return len(json.dumps(hashes, sort_keys=True, separators=(",", ":")))
