@@ -28,6 +28,7 @@ module's work directory prints the diff).
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import shutil
@@ -326,6 +327,11 @@ def score(module: str, functions: list[str] | None = None) -> dict[str, Any]:
     if functions:
         patterns = _functions(module, functions)
         status = {k: v for k, v in status.items() if any(fnmatch(k, p) for p in patterns)}
+    return {**summarise(module, status, all_mutants), "functions": functions or None}
+
+
+def summarise(module: str, status: dict[str, str], module_mutants: int) -> dict[str, Any]:
+    """Score of the mutants in ``status`` (name -> mutmut status) of ``module``."""
     counts = Counter(status.values())
     equivalent = sorted(k for k, s in status.items() if k in EQUIVALENT and s not in KILLED)
     survivors = sorted(k for k, s in status.items() if s not in KILLED and k not in EQUIVALENT)
@@ -340,9 +346,47 @@ def score(module: str, functions: list[str] | None = None) -> dict[str, Any]:
         "score": killed / considered if considered else 1.0,
         "by_status": dict(sorted(counts.items())),
         "not_killed": {k: status[k] for k in survivors},
-        "functions": functions or None,
-        "module_mutants": all_mutants,
+        "module_mutants": module_mutants,
+        "statuses": dict(sorted(status.items())),
+        "source_sha256": _source_sha256(module),
     }
+
+
+def _source_sha256(module: str) -> str:
+    return hashlib.sha256((ROOT / "src" / "hivid" / module).read_bytes()).hexdigest()
+
+
+def merge(previous: dict[str, Any] | None, new: dict[str, Any]) -> dict[str, Any]:
+    """``new`` (one run) combined with the module's stored result: a complete run replaces it; a
+    partial one (``--functions``, stopped by ``--timeout``, ``--unchecked``) updates the mutants
+    it checked, on the same source only (mutant names follow the source). The merged score is
+    over every mutant of the module; those no run checked count as "not checked" (not killed)
+    and ``parts`` lists the runs it is made of."""
+    part = {k: new.get(k) for k in ("date", "commit", "functions", "seconds", "timed_out")}
+    part["checked"] = sum(v != "not checked" for v in new["statuses"].values())
+    complete = not new.get("functions") and not new.get("timed_out") and not new.get("unchecked")
+    if complete or not previous or previous.get("source_sha256") != new["source_sha256"]:
+        if complete:
+            return {**new, "parts": [part]}
+        status = dict(new["statuses"])
+        parts = [part]
+    else:
+        status = dict(previous.get("statuses") or {})
+        status.update({k: v for k, v in new["statuses"].items() if v != "not checked"})
+        parts = [*previous.get("parts", []), part]
+    module_mutants = new["module_mutants"]
+    if new.get("functions"):  # the mutants outside the functions were not run this time
+        names = _module_mutant_names(new["module"])
+        status = {**dict.fromkeys(names, "not checked"), **status}
+    merged = summarise(new["module"], status, module_mutants)
+    rest: dict[str, Any] = {k: new[k] for k in ("date", "commit", "tests") if k in new}
+    unchecked = merged["by_status"].get("not checked", 0)
+    return {**merged, **rest, "functions": None, "parts": parts, "partial": bool(unchecked)}
+
+
+def _module_mutant_names(module: str) -> list[str]:
+    meta = WORK / _slug(module) / "mutants" / "src" / "hivid" / f"{module}.meta"
+    return list(json.loads(meta.read_text(encoding="utf-8"))["exit_code_by_key"])
 
 
 def run(
@@ -353,13 +397,15 @@ def run(
     tests: list[str] | None = None,
     survivors: bool = False,
     functions: list[str] | None = None,
+    only: list[str] | None = None,
 ) -> dict[str, Any]:
     """One fresh mutmut run over ``module`` (against ``tests``, default its own); stopped after
     ``timeout_s`` (what ran is scored, the rest counts as "not checked"). ``survivors``: keep
     the last run's work directory and results and re-test only the mutants it did not kill.
-    ``functions``: only the mutants of these functions are tested and scored (a partial score)."""
+    ``functions``: only the mutants of these functions are tested and scored (a partial score).
+    ``only``: test just these mutants (by name), fresh (``--unchecked``)."""
     tests = tests or _tests_for(module)
-    names: list[str] = _functions(module, functions) if functions else []
+    names: list[str] = _functions(module, functions) if functions else list(only or [])
     if survivors:
         work = WORK / _slug(module)
         names = list(score(module, functions)["not_killed"])
@@ -435,6 +481,19 @@ def _print(results: list[dict[str, Any]], verbose: bool) -> None:
                 f"{'':<24} partial: {r['total']} of the module's {r['module_mutants']} mutants "
                 f"({', '.join(r['functions'])})"
             )
+        parts = r.get("parts") or []
+        if len(parts) > 1 or r.get("partial"):
+            unchecked = r["by_status"].get("not checked", 0)
+            runs = "; ".join(
+                f"{p['checked']} checked"
+                + (f" ({', '.join(p['functions'])})" if p["functions"] else "")
+                + (" stopped" if p["timed_out"] else "")
+                for p in parts
+            )
+            print(
+                f"{'':<24} merged from {len(parts)} run(s) [{runs}]"
+                + (f"; {unchecked} not checked yet (--unchecked resumes)" if unchecked else "")
+            )
     if verbose:
         for r in results:
             for name, status in r["not_killed"].items():
@@ -473,6 +532,12 @@ def main(argv: list[str] | None = None) -> int:
         help="test and score only the mutants of these functions (name, or Class.method): a "
         "partial score, reported as such",
     )
+    ap.add_argument(
+        "--unchecked",
+        action="store_true",
+        help="test only the mutants the stored result has not checked (after --functions or "
+        "--timeout runs, on the same source): the runs are merged into one module score",
+    )
     ap.add_argument("--json", action="store_true", help="print the scores as JSON")
     ap.add_argument("-v", "--verbose", action="store_true", help="list every mutant not killed")
     ap.add_argument(
@@ -493,6 +558,16 @@ def main(argv: list[str] | None = None) -> int:
     else:
         results = []
         for m in modules:
+            only = None
+            if args.unchecked:
+                before = stored.get(m) or {}
+                if before.get("source_sha256") != _source_sha256(m):
+                    ap.error(f"{m}: no stored result for this source to resume (run it first)")
+                only = [k for k, v in before["statuses"].items() if v == "not checked"]
+                if not only:
+                    print(f"== {m}: every mutant already checked")
+                    results.append(before)
+                    continue
             r = run(
                 m,
                 args.max_children,
@@ -501,12 +576,16 @@ def main(argv: list[str] | None = None) -> int:
                 args.tests,
                 args.survivors,
                 args.functions,
+                only,
             )
             r["tests"] = args.tests or _tests_for(m)
             r["survivors_only"] = args.survivors
+            r["unchecked"] = bool(only)
             r.update({"date": datetime.now(UTC).isoformat(timespec="seconds"), "commit": _commit()})
             stored = _load_scores()  # re-read: another module's run may have finished meanwhile
-            stored[m if not args.tests else f"{m} [--tests]"] = r  # keep the real score
+            key = m if not args.tests else f"{m} [--tests]"  # keep the real score apart
+            r = merge(stored.get(key), r)
+            stored[key] = r
             SCORES.parent.mkdir(parents=True, exist_ok=True)
             SCORES.write_text(json.dumps(stored, indent=2), encoding="utf-8")
             results.append(r)

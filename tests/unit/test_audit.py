@@ -301,3 +301,24 @@ def test_git_dirty_is_measured_once_before_the_pipeline(tmp_path: Path) -> None:
     assert commit_pipeline_state(tmp_path, "n3")["committed"] is False
     shutil.rmtree(tmp_path / ".git")
     assert commit_pipeline_state(tmp_path, "n4") == {}
+
+
+def test_checkout_data_restores_the_trained_version_in_a_fresh_clone(
+    chain: Chain, tmp_path: Path
+) -> None:
+    """`hivid checkout-data`: data.dvc pinned to the version the model was trained on and data/
+    restored from the remote (no cache yet: `dvc checkout` fails, `dvc pull` restores)."""
+    import yaml
+
+    from hivid.tracking.audit import checkout_data
+
+    clone = tmp_path / "auditor"
+    run(["git", "clone", "-q", str(chain.root), str(clone)], tmp_path)
+    (clone / "data.dvc").write_text("outs:\n- md5: 0123.dir\n  path: data\n")  # another version
+    out = checkout_data(clone, MODEL)
+    assert out == {"md5": chain.md5["data"], "data.dvc": str(clone / "data.dvc")}
+    assert yaml.safe_load((clone / "data.dvc").read_text()) == {
+        "outs": [{"md5": chain.md5["data"], "hash": "md5", "path": "data"}]
+    }
+    for rel in ("videos/v0.mp4", "videos/v1.mp4", "metadata/v0.json"):
+        assert (clone / "data" / rel).read_bytes() == (chain.root / "data" / rel).read_bytes()

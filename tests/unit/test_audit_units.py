@@ -1084,3 +1084,146 @@ def test_commit_link_dirty(repo: dict[str, Any]) -> None:
     many = ", ".join(f"f{i}.py" for i in range(7))
     got = verify_commit(root, commit_runs(trained, None, trained, dirty=many))
     assert got.reason.endswith("(f0.py, f1.py, f2.py, f3.py, f4.py)")  # dirty beats untagged
+
+
+# ---------------------------------------------------------------- audit: the chain walk
+
+
+class RunStore:
+    """MlflowClient stand-in for the walk: runs by id (``error`` raised by every lookup)."""
+
+    runs: ClassVar[dict[str, Any]] = {}
+    error: ClassVar[Exception | None] = None
+
+    def get_run(self, run_id: str) -> Any:
+        import mlflow
+
+        if self.error is not None:
+            raise self.error
+        if run_id not in self.runs:
+            raise mlflow.exceptions.MlflowException(f"Run '{run_id}' not found")
+        return self.runs[run_id]
+
+
+STAGE_IDS = {s: f"run-{s}" for s in audit.CHAIN}
+
+
+def chain_runs(data_md5: str, **extra: dict[str, str]) -> dict[str, Any]:
+    """One run per stage, each naming the next upstream (train_stage2 -> ... -> ingest)."""
+    runs = {}
+    for stage, nxt in zip(audit.CHAIN, (*audit.CHAIN[1:], None), strict=True):
+        tags = {"hivid.stage": stage}
+        if nxt:
+            tags[f"upstream.{nxt}.run"] = STAGE_IDS[nxt]
+        tags.update(extra.get(stage, {}))
+        runs[STAGE_IDS[stage]] = fake_run(tags, STAGE_IDS[stage])
+    runs[STAGE_IDS["ingest"]].data.tags["dvc.data.md5"] = data_md5
+    return runs
+
+
+@pytest.fixture
+def walk(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, artifacts: dict[str, bytes]
+) -> dict[str, Any]:
+    """A project with one video in the DVC cache, its manifest artifact, and the run store."""
+    root = project(tmp_path / "proj")
+    video = b"video zero"
+    row = {"path": "videos/v0.mp4", "sha256": sha(video), "video_id": "v0"}
+    data_md5 = put_dir(cache(root), {"videos/v0.mp4": video, "metadata/v0.json": b"{}"})
+    artifacts["ingest/manifest.jsonl"] = json.dumps(row).encode()
+    RunStore.runs, RunStore.error = chain_runs(data_md5), None
+    monkeypatch.setattr(audit, "MlflowClient", RunStore)
+    monkeypatch.setattr(audit, "resolve_model", lambda ref: (None, ref))
+    monkeypatch.setattr(audit, "configure", lambda root: "exp")
+    return {"root": root, "data_md5": data_md5}
+
+
+RUN_LINKS = [f"{s} run" for s in audit.CHAIN]
+
+
+def names_and_statuses(lineage: Lineage) -> list[tuple[str, str]]:
+    return [(x.name, x.status) for x in lineage.links]
+
+
+def test_walk_follows_the_upstream_tags_to_the_raw_videos(walk: dict[str, Any]) -> None:
+    lineage = audit.trace(walk["root"], STAGE_IDS["train_stage2"])
+    assert lineage.model == STAGE_IDS["train_stage2"]
+    assert names_and_statuses(lineage) == [
+        *((n, "VERIFIED") for n in RUN_LINKS),
+        ("quality gate", "MISMATCH"),  # validate run has no gx.result tag
+        ("ingest manifest", "UNVERIFIED"),  # no dvc.lock md5 of outputs/ingest recorded
+        ("data.dvc md5", "VERIFIED"),
+        ("git commit", "UNVERIFIED"),
+        ("raw video v0", "VERIFIED"),
+    ]
+    data = next(x for x in lineage.links if x.name == "data.dvc md5")
+    assert data.reason == "listing and 2 objects recomputed from cache"
+    assert lineage.links[0].detail["run_id"] == STAGE_IDS["train_stage2"]
+
+
+def test_walk_stage1_by_init_run_and_the_warm_start_link_after_it(walk: dict[str, Any]) -> None:
+    stage2 = RunStore.runs[STAGE_IDS["train_stage2"]]
+    del stage2.data.tags["upstream.train_stage1.run"]
+    stage2.data.tags["init.run"] = STAGE_IDS["train_stage1"]
+    RunStore.runs[STAGE_IDS["train_stage1"]].data.tags["warm_start.mode"] = "full"
+    got = [x.name for x in audit.trace(walk["root"], STAGE_IDS["train_stage2"]).links]
+    assert got[:4] == ["train_stage2 run", "train_stage1 run", "warm start", "build_dataset run"]
+
+
+def test_walk_stops_where_the_chain_breaks(walk: dict[str, Any]) -> None:
+    del RunStore.runs[STAGE_IDS["validate"]]  # recorded, yet gone from the store
+    lineage = audit.trace(walk["root"], STAGE_IDS["train_stage2"])
+    assert names_and_statuses(lineage) == [
+        *((n, "VERIFIED") for n in RUN_LINKS[:3]),
+        ("validate run", "MISMATCH"),
+        ("data.dvc md5", "UNVERIFIED"),
+        ("git commit", "UNVERIFIED"),
+    ]
+    assert lineage.links[3].reason == f"run {STAGE_IDS['validate']} not in the store"
+    assert lineage.links[4].reason == "no dvc.data.md5 tag"
+
+
+def test_walk_without_upstream_tags_leaves_the_rest_unverified(walk: dict[str, Any]) -> None:
+    del RunStore.runs[STAGE_IDS["build_dataset"]].data.tags["upstream.validate.run"]
+    RunStore.runs[STAGE_IDS["train_stage2"]].data.tags["dvc.data.md5"] = walk["data_md5"]
+    lineage = audit.trace(walk["root"], STAGE_IDS["train_stage2"])
+    assert [x for x in lineage.links if x.status == "UNVERIFIED" and x.name.endswith(" run")] == [
+        Link(f"{s} run", "UNVERIFIED", "no upstream run recorded") for s in audit.CHAIN[3:]
+    ]
+    data = next(x for x in lineage.links if x.name == "data.dvc md5")
+    # no ingest run: the first run's data md5 (and no manifest, so no video links)
+    assert (data.status, data.reason) == ("VERIFIED", "listing and 2 objects recomputed from cache")
+    assert not any(x.name.startswith("raw video") for x in lineage.links)
+
+
+def test_walk_a_single_stage_run(walk: dict[str, Any]) -> None:
+    lineage = audit.trace(walk["root"], STAGE_IDS["ingest"])
+    got = names_and_statuses(lineage)
+    assert got[0] == ("train_stage2 run", "MISMATCH")  # an ingest run is not a training run
+    assert got[1:6] == [(n, "UNVERIFIED") for n in RUN_LINKS[1:]]
+
+
+def test_walk_unreachable_tracking_server(walk: dict[str, Any]) -> None:
+    import mlflow
+
+    RunStore.error = mlflow.exceptions.MlflowException("Max retries exceeded with url: /api")
+    with pytest.raises(LineageUnavailable) as got:
+        audit.trace(walk["root"], "r")
+    assert str(got.value) == (
+        f"tracking server {audit.tracking_uri(walk['root'])}: unreachable "
+        "(Max retries exceeded with url: /api)"
+    )
+    RunStore.error = KeyError("bug")
+    with pytest.raises(KeyError):
+        audit.trace(walk["root"], "r")
+
+
+def test_walk_lineage_errors_pass_through(
+    walk: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def missing(ref: str) -> Any:
+        raise LineageError(f"{ref}: no such model version")
+
+    monkeypatch.setattr(audit, "resolve_model", missing)
+    with pytest.raises(LineageError, match=r"^models:/m/9: no such model version$"):
+        audit.trace(walk["root"], "models:/m/9")
