@@ -5,6 +5,8 @@
     .venv/bin/python benchmarks/mutation.py --list             # modules and their fast tests
     .venv/bin/python benchmarks/mutation.py --report           # last scores, nothing run
     .venv/bin/python benchmarks/mutation.py --survivors MODULE # re-test what the last run left
+    .venv/bin/python benchmarks/mutation.py --timeout 1800 MODULE  # then, later:
+    .venv/bin/python benchmarks/mutation.py --unchecked MODULE # the mutants not checked yet
 
 mutmut changes one operator, constant or call at a time in a copy of the module (a "mutant") and
 runs the module's fast tests against it: a mutant the tests notice is *killed*, one they don't is
@@ -19,7 +21,10 @@ flows/ and the repository files the tests read, plus a ``pyproject.toml`` holdin
 ``only_mutate`` and the test selection filled in), always from scratch, so a run never reuses
 another module's or an older run's results. Scores go to ``.cache/mutation/scores.json``
 (merged over runs, one entry per module, with the date and the git commit) and are printed as a
-table. Not part of CI (``make test``): a module takes minutes (soda) to an hour (dense, ingest)
+table. A partial run (``--functions``, stopped by ``--timeout``, ``--unchecked``) on the same
+source updates the mutants it checked in the module's stored result, so one module score can be
+made of several runs: it is always over every mutant of the module (those no run checked count
+as "not checked", not killed) and its ``parts`` list the runs. Not part of CI (``make test``): a module takes minutes (soda) to an hour (dense, ingest)
 on two cores. Mutant names (``hivid.x.y.x_func__mutmut_N``) follow the source, so an
 ``EQUIVALENT`` entry must be re-checked when its function changes (``mutmut show NAME`` in the
 module's work directory prints the diff).

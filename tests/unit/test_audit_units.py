@@ -289,6 +289,16 @@ def test_verify_model_gives_both_model_links(
             detail,
         ),
     ]
+
+    def gone(uri: str, dst_path: str) -> str:
+        raise OSError("gone")
+
+    monkeypatch.setattr(mlflow.artifacts, "download_artifacts", gone)
+    got = audit_model._verify_model(mv, tmp_path / "dl3")
+    assert [(x.name, x.status, x.reason) for x in got] == [
+        ("model version", "MISMATCH", "model artifacts missing (OSError: gone)"),
+        ("model files", "MISMATCH", "model artifacts missing (OSError: gone)"),
+    ]
     bare = SimpleNamespace(name="m", version=3, aliases=None, tags=None)
     got = audit_model._verify_model(bare, tmp_path / "dl2")
     assert [(x.status, x.detail["aliases"]) for x in got] == [("UNVERIFIED", [])] * 2
@@ -430,6 +440,10 @@ def test_resolve_model_alias_version_and_run_id(client: type[FakeClient]) -> Non
     assert audit_model.resolve_model("models:/m@champion") == (mv, "run-2")
     assert audit_model.resolve_model("models:/m/2") == (mv, "run-2")
     assert audit_model.resolve_model("run-9") == (None, "run-9")
+    # the alias is everything after the first "@", the version what follows the last "/"
+    client.aliases[("m", "a@b")] = client.versions[("team/m", "2")] = mv
+    assert audit_model.resolve_model("models:/m@a@b") == (mv, "run-2")
+    assert audit_model.resolve_model("models:/team/m/2") == (mv, "run-2")
     with pytest.raises(LineageError, match=r"^models:/m/3: model version 3 has no source run$"):
         audit_model.resolve_model("models:/m/3")
     with pytest.raises(LineageError, match=r"^models:/m@gone: no such model version \(m@gone"):
