@@ -24,8 +24,9 @@ another module's or an older run's results. Scores go to ``.cache/mutation/score
 table. A partial run (``--functions``, stopped by ``--timeout``, ``--unchecked``) on the same
 source updates the mutants it checked in the module's stored result, so one module score can be
 made of several runs: it is always over every mutant of the module (those no run checked count
-as "not checked", not killed) and its ``parts`` list the runs. Not part of CI (``make test``): a module takes minutes (soda) to an hour (dense, ingest)
-on two cores. Mutant names (``hivid.x.y.x_func__mutmut_N``) follow the source, so an
+as "not checked", not killed) and its ``parts`` list the runs. Not part of CI (``make test``):
+a module takes minutes (soda) to an hour or more (audit, dense, ingest) on two shared cores,
+mostly mutmut's per-mutant pytest start (~5 s each there). Mutant names (``hivid.x.y.x_func__mutmut_N``) follow the source, so an
 ``EQUIVALENT`` entry must be re-checked when its function changes (``mutmut show NAME`` in the
 module's work directory prints the diff).
 """
@@ -247,6 +248,14 @@ EQUIVALENT: dict[str, str] = {
         "metrics.json written with the default encoding: the locale's, UTF-8 (and ASCII JSON)"
     ),
     "hivid.training.warmstart.x_keep_weights__mutmut_47": "'UTF-8' is the same codec as 'utf-8'",
+    "hivid.tracking.audit_model.x__files_link__mutmut_51": (
+        "an absent manifest tag read as 'XXXX' instead of '': json.loads fails on both, the "
+        "same '(manifest tag unreadable)'"
+    ),
+    "hivid.tracking.audit_model.x__verify_warm_start__mutmut_107": (
+        "the parent's own checkpoint link built with detail None: only its status and reason "
+        "are read"
+    ),
 }
 
 # Repository files and folders the tests read besides src/ and tests/ (linked into the work dir).

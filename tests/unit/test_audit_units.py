@@ -258,6 +258,7 @@ def test_download_model(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None
     dest = tmp_path / "new" / "model"
     assert audit_model._download_model(mv, dest) == (dest, "")
     assert calls == [("models:/m/2", str(dest))]
+    assert audit_model._download_model(mv, dest) == (dest, "")  # into a folder already there
     error.append(OSError("x" * 200))
     assert audit_model._download_model(mv, tmp_path / "d2") == (
         None,
@@ -384,6 +385,19 @@ def test_files_link_each_outcome(tmp_path: Path) -> None:
     )
 
 
+def test_files_link_names_the_recorded_files_when_the_model_grew_past_the_manifest_cap(
+    tmp_path: Path,
+) -> None:
+    root = model_folder(tmp_path)
+    tags = model_file_tags(root)
+    for i in range(70):
+        (root / f"env{i:02d}.txt").write_bytes(b"e")
+    assert FILES_MANIFEST_TAG not in model_file_tags(root)
+    assert _files_link(tags, root, "", {}).reason == (
+        "model files differ from registration: ['MLmodel', 'python_model.pkl']"
+    )
+
+
 def test_files_link_verified_without_a_manifest_tag_counts_none(tmp_path: Path) -> None:
     root = model_folder(tmp_path)
     for i in range(70):
@@ -498,8 +512,18 @@ def test_warm_start_link_without_download(client: type[FakeClient]) -> None:
         "m/2 is registered with another checkpoint hash",
     )
     assert got.detail["parent_lineage"] == "hivid lineage models:/m/2"
-    client.error = TimeoutError("slow")
-    with pytest.raises(TimeoutError):
+    # no parent recorded: looked up as "" (not found); the name is what precedes the last "/"
+    got = audit_model._verify_warm_start(stage1(mode="warm"), Path("/x"))
+    assert got is not None and got.reason == "parent  is not in the registry"
+    client.versions[("team/m", "7")] = SimpleNamespace(version="7", tags={"model.sha256": "h"})
+    got = audit_model._verify_warm_start(
+        stage1(mode="warm", parent="team/m/7", parent_sha256="other"), Path("/x")
+    )
+    assert got is not None and got.reason == "team/m/7 is registered with another checkpoint hash"
+    import mlflow
+
+    client.error = mlflow.exceptions.MlflowException("Connection refused by the server")
+    with pytest.raises(mlflow.exceptions.MlflowException):  # the walk says: unreachable
         audit_model._verify_warm_start(stage1(mode="warm", parent="m/5"), Path("/x"))
 
 
@@ -511,18 +535,44 @@ def test_warm_start_link_checks_the_downloaded_parent(
     client.versions[("m", "2")].tags = {"model.sha256": good}
     monkeypatch.setattr(audit_model, "_download_model", lambda mv, dest: (root, ""))
     run = stage1(mode="warm", parent="m/2", parent_sha256=good, chain="2")
+    detail = {
+        "mode": "warm",
+        "parent": "m/2",
+        "parent_sha256": good,
+        "chain": "2",
+        "parent_lineage": "hivid lineage models:/m/2",
+    }
     got = audit_model._verify_warm_start(run, tmp_path)
-    assert got is not None and (got.status, got.reason) == (
+    assert got == Link(
+        "warm start",
         "VERIFIED",
         "continued m/2 (chain 2): its checkpoint sha256 recomputed, equal",
+        detail,
     )
+    # a parent hash recorded by neither side: "" on the run, no tag (or "") on the parent
+    client.versions[("m", "2")].tags = {}
+    got = audit_model._verify_warm_start(stage1(mode="warm", parent="m/2"), tmp_path)
+    assert got is not None and (got.status, got.reason) == (
+        "MISMATCH",
+        "m/2 is registered with another checkpoint hash",
+    )
+    client.versions[("m", "2")].tags = {"model.sha256": ""}
+    got = audit_model._verify_warm_start(stage1(mode="warm", parent="m/2"), tmp_path)
+    assert got is not None and (got.status, got.reason) == (
+        "UNVERIFIED",
+        "parent m/2: no model.sha256 tag recorded",
+    )
+    client.versions[("m", "2")].tags = {"model.sha256": good}
     (root / "artifacts" / "narrator" / "weights.bin").write_bytes(b"forged")
     got = audit_model._verify_warm_start(run, tmp_path)
     now = sha256_dir(root / "artifacts" / "narrator")
-    assert got is not None and (got.status, got.reason) == (
-        "MISMATCH",
-        f"parent m/2: checkpoint sha256 {now[:12]} != {good[:12]}",
+    assert got == Link(
+        "warm start", "MISMATCH", f"parent m/2: checkpoint sha256 {now[:12]} != {good[:12]}", detail
     )
+    gone = "model artifacts missing (OSError: gone)"
+    monkeypatch.setattr(audit_model, "_download_model", lambda mv, dest: (None, gone))
+    got = audit_model._verify_warm_start(run, tmp_path)
+    assert got == Link("warm start", "MISMATCH", f"parent m/2: {gone}", detail)
 
 
 # ---------------------------------------------------------------- audit: data listing and objects
