@@ -26,9 +26,10 @@ source updates the mutants it checked in the module's stored result, so one modu
 made of several runs: it is always over every mutant of the module (those no run checked count
 as "not checked", not killed) and its ``parts`` list the runs. Not part of CI (``make test``):
 a module takes minutes (soda) to an hour or more (audit, dense, ingest) on two shared cores,
-mostly mutmut's per-mutant pytest start (~5 s each there). Mutant names (``hivid.x.y.x_func__mutmut_N``) follow the source, so an
-``EQUIVALENT`` entry must be re-checked when its function changes (``mutmut show NAME`` in the
-module's work directory prints the diff).
+mostly mutmut's per-mutant pytest start (~5 s each there). Mutant names
+(``hivid.x.y.x_func__mutmut_N``) follow the source, so an ``EQUIVALENT`` entry must be
+re-checked when its function changes (``mutmut show NAME`` in the module's work directory prints
+the diff).
 """
 
 from __future__ import annotations
