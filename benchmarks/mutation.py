@@ -551,7 +551,8 @@ def main(argv: list[str] | None = None) -> int:
         "--unchecked",
         action="store_true",
         help="test only the mutants the stored result has not checked (after --functions or "
-        "--timeout runs, on the same source): the runs are merged into one module score",
+        "--timeout runs, on the same source), in a fresh run; with --survivors its survivors "
+        "too: the runs are merged into one module score",
     )
     ap.add_argument("--json", action="store_true", help="print the scores as JSON")
     ap.add_argument("-v", "--verbose", action="store_true", help="list every mutant not killed")
@@ -578,7 +579,12 @@ def main(argv: list[str] | None = None) -> int:
                 before = stored.get(m) or {}
                 if before.get("source_sha256") != _source_sha256(m):
                     ap.error(f"{m}: no stored result for this source to resume (run it first)")
-                only = [k for k, v in before["statuses"].items() if v == "not checked"]
+                only = [
+                    k
+                    for k, v in before["statuses"].items()
+                    if v == "not checked"
+                    or (args.survivors and v not in KILLED and k not in EQUIVALENT)
+                ]
                 if not only:
                     print(f"== {m}: every mutant already checked")
                     results.append(before)
@@ -589,7 +595,7 @@ def main(argv: list[str] | None = None) -> int:
                 args.nice,
                 args.timeout,
                 args.tests,
-                args.survivors,
+                args.survivors and not args.unchecked,
                 args.functions,
                 only,
             )
