@@ -249,6 +249,16 @@ EQUIVALENT: dict[str, str] = {
         "metrics.json written with the default encoding: the locale's, UTF-8 (and ASCII JSON)"
     ),
     "hivid.training.warmstart.x_keep_weights__mutmut_47": "'UTF-8' is the same codec as 'utf-8'",
+    "hivid.tracking.audit.x_checkout_data__mutmut_36": (
+        "yaml.safe_dump(sort_keys=None): falsy, the same unsorted dump as sort_keys=False"
+    ),
+    **{
+        f"hivid.tracking.audit.x_checkout_data__mutmut_{n}": (
+            "`dvc checkout` run with text=None/False/default: its output is never read (on "
+            "failure `dvc pull` runs and its stderr is the one reported)"
+        )
+        for n in (49, 53, 61)
+    },
     "hivid.tracking.audit_model.x__files_link__mutmut_51": (
         "an absent manifest tag read as 'XXXX' instead of '': json.loads fails on both, the "
         "same '(manifest tag unreadable)'"

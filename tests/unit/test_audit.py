@@ -305,7 +305,7 @@ def test_git_dirty_is_measured_once_before_the_pipeline(tmp_path: Path) -> None:
 
 
 def test_checkout_data_restores_the_trained_version_in_a_fresh_clone(
-    chain: Chain, tmp_path: Path
+    chain: Chain, tmp_path: Path, capfd: pytest.CaptureFixture[str]
 ) -> None:
     """`hivid checkout-data`: data.dvc pinned to the version the model was trained on and data/
     restored from the remote (no cache yet: `dvc checkout` fails, `dvc pull` restores)."""
@@ -316,7 +316,10 @@ def test_checkout_data_restores_the_trained_version_in_a_fresh_clone(
     clone = tmp_path / "auditor"
     run(["git", "clone", "-q", str(chain.root), str(clone)], tmp_path)
     (clone / "data.dvc").write_text("outs:\n- md5: 0123.dir\n  path: data\n")  # another version
+    capfd.readouterr()
     out = checkout_data(clone, MODEL)
+    printed = capfd.readouterr()
+    assert printed.out == "" and "ERROR" not in printed.err  # DVC's output kept to itself
     md5 = chain.md5["data"]
     assert out == {"md5": md5, "data.dvc": str(clone / "data.dvc")}
     assert (clone / "data.dvc").read_text() == f"outs:\n- md5: {md5}\n  hash: md5\n  path: data\n"
@@ -327,7 +330,10 @@ def test_checkout_data_restores_the_trained_version_in_a_fresh_clone(
     # the remote gone: an edited workspace copy comes back from the clone's cache
     run([*DVC, "remote", "modify", "--local", "local", "url", str(tmp_path / "gone")], clone)
     video.write_bytes(b"edited")
+    capfd.readouterr()
     assert checkout_data(clone, MODEL)["md5"] == md5
+    printed = capfd.readouterr()
+    assert printed.out == "" and "data" not in printed.err.replace("Downloading artifacts", "")
     assert video.read_bytes() == (chain.root / "data" / "videos" / "v0.mp4").read_bytes()
     # ... and with the cache gone too, one line from DVC's error output
     shutil.rmtree(clone / ".dvc" / "cache")

@@ -698,6 +698,16 @@ def test_run_link_and_upstream_md5() -> None:
         "prompt.relevance.sha256": "p",
         "other": "x",
     }
+    kept = {"git.dirty": "false", "dvc.data.md5": "d", "gx.result": "g:success", "parent.run": "p"}
+    assert _run_link("ingest", fake_run({"hivid.stage": "ingest", **kept}, "i1")).detail == {
+        "hivid.stage": "ingest",
+        **kept,
+        "run_id": "i1",
+    }
+    failed = _run_link("ingest", fake_run({"hivid.stage": "ingest"}, "i1", status="FAILED"))
+    assert failed == Link(
+        "ingest run", "MISMATCH", "run status FAILED", {"hivid.stage": "ingest", "run_id": "i1"}
+    )
     run = fake_run(tags, "a1", whisper_model="small", llm_backend="local", seed="1", prompt_x="y")
     got = _run_link("annotate", run)
     assert got == Link(
@@ -830,6 +840,7 @@ def artifacts(monkeypatch: pytest.MonkeyPatch) -> dict[str, bytes]:
     store: dict[str, bytes] = {}
 
     def fetch(run_id: str, path: str, tmp: Path) -> tuple[bytes | None, str]:
+        assert isinstance(tmp, Path)  # downloaded into the audit's scratch folder
         if path in store:
             return store[path], ""
         return None, f"artifact {path} missing (OSError)"
@@ -964,7 +975,11 @@ def test_manifest_link_each_outcome(tmp_path: Path, artifacts: dict[str, bytes])
     d = {"run_id": "ing-1"}
     missing = ("MISMATCH", "artifact ingest/manifest.jsonl missing (OSError)")
     link, rows = check()
-    assert ((link.status, link.reason), link.detail, rows) == (missing, d, ROWS)
+    assert ((link.name, link.status, link.reason), link.detail, rows) == (
+        ("ingest manifest", *missing),
+        d,
+        ROWS,
+    )
     artifacts["ingest/manifest.jsonl"] = raw
     assert check() == (
         Link("ingest manifest", "VERIFIED", "1 rows; equals DVC's outputs/ingest copy", d),
@@ -1013,6 +1028,46 @@ def test_manifest_link_ignores_a_damaged_dvc_copy(
     artifacts["ingest/manifest.jsonl"] = b"{broken"
     link, rows = _verify_manifest(runs["ingest"], runs, DvcObjects(root), tmp_path)
     assert (link.status, rows) == ("MISMATCH", None)  # neither copy is usable
+    other = [{**ROWS[0], "sha256": "other"}]
+    artifacts["ingest/manifest.jsonl"] = json.dumps(other[0]).encode()
+    link, rows = _verify_manifest(runs["ingest"], runs, DvcObjects(root), tmp_path)
+    assert (link.reason, rows) == (
+        "manifest.jsonl artifact differs from DVC's outputs/ingest copy",
+        other,  # DVC's copy unreadable: the artifact's rows are the ones left to check
+    )
+
+
+def test_artifact_bytes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import mlflow
+
+    calls: list[dict[str, str]] = []
+    error: list[Exception] = []
+
+    def download(**kwargs: str) -> str:
+        calls.append(kwargs)
+        if error:
+            raise error[0]
+        out = Path(kwargs["dst_path"]) / kwargs["artifact_path"]
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_bytes(b"content")
+        return str(out)
+
+    monkeypatch.setattr(mlflow.artifacts, "download_artifacts", download)
+    assert audit._artifact_bytes("r1", "quality/gate.json", tmp_path) == (b"content", "")
+    assert calls == [
+        {"run_id": "r1", "artifact_path": "quality/gate.json", "dst_path": str(tmp_path)}
+    ]
+    error.append(OSError("no such file"))
+    assert audit._artifact_bytes("r1", "quality/gate.json", tmp_path) == (
+        None,
+        "artifact quality/gate.json missing (OSError)",
+    )
+    error[0] = RuntimeError("Connection refused\nmore")
+    with pytest.raises(LineageUnavailable) as got:
+        audit._artifact_bytes("r1", "quality/gate.json", tmp_path)
+    assert (
+        str(got.value) == "artifact quality/gate.json of run r1: unreachable (Connection refused)"
+    )
 
 
 # ---------------------------------------------------------------- audit: git commit
