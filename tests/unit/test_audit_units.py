@@ -728,10 +728,11 @@ def test_run_link_and_upstream_md5() -> None:
         "run status FAILED"
     )
     wrong = _run_link("ingest", fake_run({"hivid.stage": "validate"}))
-    assert (wrong.name, wrong.status, wrong.reason) == (
+    assert wrong == Link(
         "ingest run",
         "MISMATCH",
         "run is not a run of this stage",
+        {"hivid.stage": "validate", "run_id": "r1"},
     )
     runs = {"a": fake_run({}), "b": fake_run({"dvc.lock.ingest.md5": "m1"})}
     assert _upstream_md5(runs, "ingest") == "m1"
@@ -1278,6 +1279,24 @@ def test_walk_follows_the_upstream_tags_to_the_raw_videos(walk: dict[str, Any]) 
     data = next(x for x in lineage.links if x.name == "data.dvc md5")
     assert data.reason == "listing and 2 objects recomputed from cache"
     assert lineage.links[0].detail["run_id"] == STAGE_IDS["train_stage2"]
+
+
+def test_walk_reads_dvc_objects_within_the_given_network_limits(
+    walk: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from hivid.tracking.dvcobjects import NetworkLimits
+
+    seen: list[Any] = []
+
+    class Recording(DvcObjects):
+        def __init__(self, root: Path, limits: NetworkLimits | None = None) -> None:
+            seen.append(limits)
+            super().__init__(root, limits)
+
+    monkeypatch.setattr(audit, "DvcObjects", Recording)
+    limits = NetworkLimits(connect_timeout_s=1.0, read_timeout_s=2.0, attempts=1)
+    audit.trace(walk["root"], STAGE_IDS["train_stage2"], limits)
+    assert seen == [limits]
 
 
 def test_walk_stage1_by_init_run_and_the_warm_start_link_after_it(walk: dict[str, Any]) -> None:
