@@ -249,6 +249,13 @@ EQUIVALENT: dict[str, str] = {
         "metrics.json written with the default encoding: the locale's, UTF-8 (and ASCII JSON)"
     ),
     "hivid.training.warmstart.x_keep_weights__mutmut_47": "'UTF-8' is the same codec as 'utf-8'",
+    **{
+        f"hivid.tracking.audit.x__trace__mutmut_{n}": (
+            "another name for a download's folder in the audit's fresh scratch directory "
+            "('model' / 'parent'): still apart from the other downloads'"
+        )
+        for n in (76, 77, 89, 90)
+    },
     "hivid.tracking.audit.x__trace__mutmut_51": (
         "the last stage (ingest) looks up the tag 'upstream.None.run', which nothing sets: "
         "None either way, and the walk ends there"
