@@ -402,8 +402,9 @@ def merge(previous: dict[str, Any] | None, new: dict[str, Any]) -> dict[str, Any
     part["checked"] = sum(v != "not checked" for v in new["statuses"].values())
     complete = not new.get("functions") and not new.get("timed_out") and not new.get("unchecked")
     if complete or not previous or previous.get("source_sha256") != new["source_sha256"]:
-        if complete:
-            return {**new, "parts": [part]}
+        if complete:  # (a --survivors run re-reads the whole work directory: complete too)
+            unchecked = new["by_status"].get("not checked", 0)
+            return {**new, "parts": [part], "partial": bool(unchecked)}
         status = dict(new["statuses"])
         parts = [part]
     else:
@@ -444,7 +445,8 @@ def run(
     names: list[str] = _functions(module, functions) if functions else list(only or [])
     if survivors:
         work = WORK / _slug(module)
-        names = list(score(module, functions)["not_killed"])
+        left = score(module, functions)["not_killed"]
+        names = [k for k, v in left.items() if v != "not checked"]  # those: --unchecked
         if not names:
             print(f"== {module}: no surviving mutant to re-test")
             return {**score(module, functions), "seconds": 0.0, "timed_out": False}
