@@ -254,7 +254,30 @@ EQUIVALENT: dict[str, str] = {
             "another name for a download's folder in the audit's fresh scratch directory "
             "('model' / 'parent'): still apart from the other downloads'"
         )
-        for n in (76, 77, 89, 90)
+        for n in (76, 77, 89, 90, 120, 138)
+    },
+    "hivid.tracking.audit.x__trace__mutmut_126": (
+        "rows '' instead of None when there is no ingest run: no video links either way"
+    ),
+    "hivid.tracking.audit.x__trace__mutmut_160": (
+        "verify_data(None, ...): its root only opens a DvcObjects when none is passed, and "
+        "the walk passes its own"
+    ),
+    "hivid.tracking.audit.x__verify_gate__mutmut_11": (
+        "rpartition instead of partition of '<result id>:<outcome>': result ids are sha256 "
+        "hex, without ':'"
+    ),
+    "hivid.tracking.audit.x_checkout_data__mutmut_63": (
+        "`!= 1` instead of `!= 0` after `dvc checkout`: DVC exits 255 on a failed checkout, "
+        "and a needless `dvc pull` after a good one restores the same files"
+    ),
+    **{
+        f"hivid.tracking.audit.x_checkout_data__mutmut_{n}": (
+            "`dvc checkout` broken (cwd, command or option names): `dvc pull --force` then "
+            "restores the same files from the cache, without reading the remote when the cache "
+            "holds every object"
+        )
+        for n in (51, 54, 55, 56, 57, 58, 59)
     },
     "hivid.tracking.audit.x__trace__mutmut_51": (
         "the last stage (ingest) looks up the tag 'upstream.None.run', which nothing sets: "

@@ -887,7 +887,9 @@ def test_gate_link_verified_and_each_mismatch(tmp_path: Path, artifacts: dict[st
         "result res-12345678 passed; gate.json equals DVC's copy",
         {"gx.result": tag},
     )
-    assert check(validate=fake_run({})).reason == "validate run has no gx.result tag"
+    assert check(validate=fake_run({})) == Link(
+        "quality gate", "MISMATCH", "validate run has no gx.result tag", {"gx.result": ""}
+    )
     carried = check(train_stage1=fake_run({"gx.result": "other:success"}))
     assert carried.reason == (
         f"training runs carry {{'train_stage2': '{tag}', 'train_stage1': 'other:success'}}"
@@ -1319,6 +1321,15 @@ def test_walk_stops_where_the_chain_breaks(walk: dict[str, Any]) -> None:
     ]
     assert lineage.links[3].reason == f"run {STAGE_IDS['validate']} not in the store"
     assert lineage.links[4].reason == "no dvc.data.md5 tag"
+
+
+def test_walk_of_a_run_gone_from_the_store(walk: dict[str, Any]) -> None:
+    lineage = audit.trace(walk["root"], "run-gone")
+    assert names_and_statuses(lineage) == [
+        ("train_stage2 run", "MISMATCH"),
+        ("data.dvc md5", "UNVERIFIED"),
+        ("git commit", "UNVERIFIED"),
+    ]
 
 
 def test_walk_without_upstream_tags_leaves_the_rest_unverified(walk: dict[str, Any]) -> None:
