@@ -25,6 +25,7 @@ from hivid.tracking.audit import EXIT_MISMATCH, EXIT_UNVERIFIED, trace
 from hivid.tracking.gitrev import commit_pipeline_state, git_state
 from tests.audit_chain import (
     ALL_LINKS,
+    DVC,
     GIT,
     MODEL,
     Chain,
@@ -301,3 +302,46 @@ def test_git_dirty_is_measured_once_before_the_pipeline(tmp_path: Path) -> None:
     assert commit_pipeline_state(tmp_path, "n3")["committed"] is False
     shutil.rmtree(tmp_path / ".git")
     assert commit_pipeline_state(tmp_path, "n4") == {}
+
+
+def test_checkout_data_restores_the_trained_version_in_a_fresh_clone(
+    chain: Chain, tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """`hivid checkout-data`: data.dvc pinned to the version the model was trained on and data/
+    restored from the remote (no cache yet: `dvc checkout` fails, `dvc pull` restores)."""
+    import yaml
+
+    from hivid.tracking.audit import LineageError, checkout_data
+
+    clone = tmp_path / "auditor"
+    run(["git", "clone", "-q", str(chain.root), str(clone)], tmp_path)
+    (clone / "data.dvc").write_text("outs:\n- md5: 0123.dir\n  path: data\n")  # another version
+    capfd.readouterr()
+    out = checkout_data(clone, MODEL)
+    printed = capfd.readouterr()
+    assert printed.out == "" and "ERROR" not in printed.err  # DVC's output kept to itself
+    md5 = chain.md5["data"]
+    assert out == {"md5": md5, "data.dvc": str(clone / "data.dvc")}
+    assert (clone / "data.dvc").read_text() == f"outs:\n- md5: {md5}\n  hash: md5\n  path: data\n"
+    assert yaml.safe_load((clone / "data.dvc").read_text())["outs"][0]["md5"] == md5
+    video = clone / "data" / "videos" / "v0.mp4"
+    for rel in ("videos/v0.mp4", "videos/v1.mp4", "metadata/v0.json"):
+        assert (clone / "data" / rel).read_bytes() == (chain.root / "data" / rel).read_bytes()
+    # the remote gone: an edited workspace copy comes back from the clone's cache
+    run([*DVC, "remote", "modify", "--local", "local", "url", str(tmp_path / "gone")], clone)
+    video.write_bytes(b"edited")
+    capfd.readouterr()
+    assert checkout_data(clone, MODEL)["md5"] == md5
+    printed = capfd.readouterr()
+    assert printed.out == "" and "data" not in printed.err.replace("Downloading artifacts", "")
+    assert video.read_bytes() == (chain.root / "data" / "videos" / "v0.mp4").read_bytes()
+    # ... and with the cache gone too, one line from DVC's error output
+    shutil.rmtree(clone / ".dvc" / "cache")
+    video.unlink()
+    with pytest.raises(LineageError) as got:
+        checkout_data(clone, MODEL)
+    assert str(got.value).startswith(f"dvc could not restore data {md5}: ")
+    assert "b'" not in str(got.value) and "ERROR" in str(got.value)
+    with run_tag(chain.runs["ingest"], "dvc.data.md5", ""), pytest.raises(LineageError) as got:
+        checkout_data(clone, MODEL)
+    assert str(got.value) == f"{MODEL}: no data version recorded (no dvc.data.md5 tag)"

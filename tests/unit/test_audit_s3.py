@@ -15,8 +15,10 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import boto3
 import mlflow
 import pytest
+from mlflow.store.artifact.s3_artifact_repo import _cached_get_s3_client
 from mlflow.tracking import MlflowClient
 
 from hivid.tracking.audit import trace
@@ -47,6 +49,7 @@ def s3_chain(
     saved = {k: os.environ.get(k) for k in [*env, "HIVID_PARENT_RUN_ID"]}
     os.environ.update(env)
     os.environ.pop("HIVID_PARENT_RUN_ID", None)
+    _forget_s3_credentials()
     try:
         (tmp / "proj" / "mlruns").mkdir(parents=True)
         mlflow.set_tracking_uri(env["MLFLOW_TRACKING_URI"])
@@ -69,6 +72,16 @@ def s3_chain(
                 os.environ.pop(k, None)
             else:
                 os.environ[k] = v
+        _forget_s3_credentials()
+
+
+def _forget_s3_credentials() -> None:
+    """Drop the credentials boto3's default session resolved from the environment (once per
+    process) and MLflow's cached S3 clients: a second pytest session in the same process (as
+    mutmut runs them) has a new server with new keys, and would sign with the old ones
+    (InvalidAccessKeyId)."""
+    boto3.DEFAULT_SESSION = None
+    _cached_get_s3_client.cache_clear()
 
 
 @contextmanager
