@@ -50,9 +50,11 @@ def test_words_of_many_videos_are_kept_and_one_videos_names_are_not(tmp_path: Pa
         )
         assert only and not only & vocab, name
     # times every video has ("0.0s", "2.0s") must come from the video's own frames
-    assert not set(tok.encode("[0.0s-2.0s]", add_special_tokens=False)) - set(
-        tok.encode("[-]", add_special_tokens=False)
-    ) & vocab
+    assert (
+        not set(tok.encode("[0.0s-2.0s]", add_special_tokens=False))
+        - set(tok.encode("[-]", add_special_tokens=False))
+        & vocab
+    )
     # a brand every video shares is still a name: it must come from the video itself
     assert not set(tok.encode(" Acme", add_special_tokens=False)) & vocab
     # a share above every word's: nothing is common enough
