@@ -103,6 +103,8 @@ MODULES: dict[str, list[str]] = {
     "data/ingest.py": [
         "tests/unit/test_ingest.py",
         "tests/unit/test_ingest_exact.py",
+        "tests/unit/test_ingest_rows.py",
+        "tests/unit/test_ingest_previous.py",  # the CLI test's previous_manifest, function level
         "tests/unit/test_ingest_fuzz.py",
         *(
             f"tests/unit/test_ingest_robust.py::{t}"
@@ -129,6 +131,8 @@ MODULES: dict[str, list[str]] = {
     "evaluation/dense.py": [
         "tests/unit/test_dense.py",
         "tests/unit/test_dense_exact.py",
+        "tests/unit/test_dense_files.py",  # evaluate_files and evaluator_identity (2 JVM runs)
+        "tests/unit/test_dense_best_file.py",
         "tests/unit/test_soda.py",
         *(
             f"tests/unit/test_eval_dense.py::{t}"
@@ -241,6 +245,88 @@ EQUIVALENT: dict[str, str] = {
         "encoding=None: the locale's encoding, UTF-8 on every host we run (C.UTF-8)"
     ),
     "hivid.data.ingest.x_read_manifest__mutmut_10": "'UTF-8' is the same codec as 'utf-8'",
+    **{
+        f"hivid.evaluation.dense.x_dense_scores__mutmut_{n}": (
+            "np.asarray(timestamps) without dtype=float: check_inputs admits only finite "
+            "numbers, and tiou_matrix gives the same floats from an int array"
+        )
+        for n in (84, 86, 97, 99)
+    },
+    **{
+        f"hivid.evaluation.dense.x__soda_matrices__mutmut_{n}": (
+            "np.asarray(timestamps) without dtype=float: the same tIoU floats from numbers"
+        )
+        for n in (36, 38, 56, 58)
+    },
+    **{
+        f"hivid.evaluation.dense.x__soda_finish__mutmut_{n}": (
+            "np.asarray(scores) without dtype=float: the METEOR scores are floats already"
+        )
+        for n in (18, 20)
+    },
+    **{
+        f"hivid.evaluation.dense.{name}": (
+            "reshape(-2, 2) instead of reshape(-1, 2): numpy takes any negative size as the one "
+            "inferred dimension"
+        )
+        for name in (
+            "x_dense_scores__mutmut_90",
+            "x_dense_scores__mutmut_103",
+            "x__soda_matrices__mutmut_42",
+            "x__soda_matrices__mutmut_62",
+        )
+    },
+    **{
+        f"hivid.evaluation.dense.{name}": (
+            "zip(strict=None/False/default) instead of strict=True: both sides are built to the "
+            "same length (strict only guards against a bug that cannot happen)"
+        )
+        for name in (
+            "x_dense_scores__mutmut_154",
+            "x_dense_scores__mutmut_157",
+            "x_dense_scores__mutmut_163",
+            "x_dense_scores__mutmut_194",
+            "x_dense_scores__mutmut_197",
+            "x_dense_scores__mutmut_198",
+            "x__soda_finish__mutmut_9",
+            "x__soda_finish__mutmut_12",
+            "x__soda_finish__mutmut_14",
+        )
+    },
+    "hivid.evaluation.dense.x_dense_scores__mutmut_189": (
+        "meteor.evaluate([]) when there are no groups: it sends nothing and returns []"
+    ),
+    **{
+        f"hivid.evaluation.dense.x_dense_scores__mutmut_{n}": (
+            "_soda_matrices without the GT tokens dense_scores made: it tokenizes the same "
+            "sentences with the same tokenizer again (only slower)"
+        )
+        for n in (135, 139)
+    },
+    **{
+        f"hivid.evaluation.dense.{name}": (
+            "a METEOR pair (or score 1) also for cells of tIoU 0: SODA weighs a cell by "
+            "tIoU x METEOR, so those cells stay 0 (only more METEOR work)"
+        )
+        for name in (
+            "x__soda_matrices__mutmut_75",
+            "x__soda_matrices__mutmut_78",
+            "x__soda_finish__mutmut_23",
+        )
+    },
+    **{
+        f"hivid.evaluation.dense.x__best_file_localization__mutmut_{n}": (
+            "cut.get(v, None) instead of []: localization_scores reads results.get(v) or []"
+        )
+        for n in (13, 15)
+    },
+    **{
+        f"hivid.evaluation.dense.x_check_inputs__mutmut_{n}": (
+            "'results' spelled otherwise in the missing-field test: a missing 'results' is "
+            "also caught by the isinstance(pred.get('results'), Mapping) test beside it"
+        )
+        for n in (18, 19)
+    },
     "hivid.training.warmstart.x_keep_weights__mutmut_34": (
         "metrics.json written with encoding=None: the locale's, UTF-8 on every host (C.UTF-8), "
         "and the JSON is ASCII anyway"
