@@ -340,7 +340,7 @@ EQUIVALENT: dict[str, str] = {
             "another name for a download's folder in the audit's fresh scratch directory "
             "('model' / 'parent'): still apart from the other downloads'"
         )
-        for n in (76, 77, 89, 90, 120, 138)
+        for n in (76, 77, 89, 90, 120, 121, 138, 139)
     },
     "hivid.tracking.audit.x__trace__mutmut_126": (
         "rows '' instead of None when there is no ingest run: no video links either way"
@@ -359,11 +359,12 @@ EQUIVALENT: dict[str, str] = {
     ),
     **{
         f"hivid.tracking.audit.x_checkout_data__mutmut_{n}": (
-            "`dvc checkout` broken (cwd, command or option names): `dvc pull --force` then "
+            "`dvc checkout` broken (command or option names): `dvc pull --force` then "
             "restores the same files from the cache, without reading the remote when the cache "
-            "holds every object"
+            "holds every object (not the cwd mutants 47/51: run in another DVC project's folder, "
+            "a checkout there could succeed and leave this one unrestored)"
         )
-        for n in (51, 54, 55, 56, 57, 58, 59)
+        for n in (54, 55, 56, 57, 58, 59)
     },
     "hivid.tracking.audit.x__trace__mutmut_51": (
         "the last stage (ingest) looks up the tag 'upstream.None.run', which nothing sets: "

@@ -57,8 +57,12 @@ def chain(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Chain]:
                 os.environ[k] = v
 
 
-def test_untampered_chain_is_verified_link_by_link(chain: Chain) -> None:
+def test_untampered_chain_is_verified_link_by_link(
+    chain: Chain, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
     lineage = chain.trace()
+    assert list(tmp_path.iterdir()) == []  # downloads go to the audit's own scratch folder
     got = statuses(lineage)
     assert list(got) == ALL_LINKS
     assert set(got.values()) == {"VERIFIED"}, {x.name: x.reason for x in lineage.links}
@@ -100,7 +104,11 @@ def test_mlmodel_removed_from_the_registry(chain: Chain) -> None:
 def test_raw_video_object_changed(chain: Chain, video: str) -> None:
     md5 = chain.md5[f"data/videos/{video}.mp4"]
     with replaced(chain.objects(md5), flip):
-        assert_only(chain.trace(), f"raw video {video}")
+        lineage = chain.trace()
+    assert_only(lineage, f"raw video {video}")
+    link = next(x for x in lineage.links if x.name == f"raw video {video}")
+    assert link.detail["path"] == f"data/videos/{video}.mp4"  # which file, and what it should be
+    assert len(link.detail["sha256"]) == 64 and link.detail["source"]
 
 
 def test_raw_video_object_missing_everywhere(chain: Chain) -> None:
@@ -108,7 +116,10 @@ def test_raw_video_object_missing_everywhere(chain: Chain) -> None:
     with replaced(chain.objects(md5), b""):
         for p in chain.objects(md5):
             p.unlink()
-        assert_only(chain.trace(), "raw video v1")
+        lineage = chain.trace()
+    assert_only(lineage, "raw video v1")
+    link = next(x for x in lineage.links if x.name == "raw video v1")
+    assert link.detail["path"] == "data/videos/v1.mp4" and len(link.detail["sha256"]) == 64
 
 
 def test_data_object_changed(chain: Chain) -> None:
@@ -185,6 +196,30 @@ def test_git_revision_that_changes_code(chain: Chain) -> None:
         run(["git", "reset", "-q", "--hard", old], chain.root)
     assert_only(lineage, "git commit")
     assert "extra.py" in next(x for x in lineage.links if x.name == "git commit").reason
+
+
+def test_git_revision_that_pins_other_data(chain: Chain) -> None:
+    """The nightly's commit may change data.dvc, but must pin the data the runs trained on."""
+    client = MlflowClient()
+    old = client.get_model_version("hivid-narrator", "2").tags["git.revision"]
+    dvc_file = chain.root / "data.dvc"
+    saved = dvc_file.read_text()
+    md5 = next(x for x in chain.trace().links if x.name == "data.dvc md5").detail["md5"]
+    assert md5 in saved
+    other = "0" * 32 + ".dir"
+    dvc_file.write_text(saved.replace(md5, other))
+    run(["git", "add", "data.dvc"], chain.root)
+    run([*GIT, "commit", "-qm", "other data"], chain.root)
+    sha = run(["git", "rev-parse", "HEAD"], chain.root)
+    client.set_model_version_tag("hivid-narrator", "2", "git.revision", sha)
+    try:
+        lineage = chain.trace()
+    finally:
+        client.set_model_version_tag("hivid-narrator", "2", "git.revision", old)
+        run(["git", "reset", "-q", "--hard", old], chain.root)
+    assert_only(lineage, "git commit")
+    reason = next(x for x in lineage.links if x.name == "git commit").reason
+    assert reason == f"data.dvc at git.revision {sha[:12]} pins {other}, the runs {md5}"
 
 
 def test_dirty_run_says_dirty_and_exits_3(chain: Chain) -> None:
