@@ -642,22 +642,29 @@ def test_verify_data_each_outcome(tmp_path: Path) -> None:
     # skip: the raw videos are verified by their own links
     (cache(root) / object_rel(md5(b"V"))).write_bytes(b"forged")
     assert verify_data(root, key, skip={"videos/v.mp4"})[0].status == "VERIFIED"
+    detail = {"md5": key, "source": "cache", "files": 3}
     link, _ = verify_data(root, key)
-    assert (link.status, link.reason) == ("MISMATCH", "objects changed: ['videos/v.mp4']")
+    assert link == Link("data.dvc md5", "MISMATCH", "objects changed: ['videos/v.mp4']", detail)
+    x_obj = cache(root) / object_rel(md5(b"X"))
+    x_obj.write_bytes(b"forged too")  # listed after the skipped video: still checked
+    link, _ = verify_data(root, key, skip={"videos/v.mp4"})
+    assert link == Link("data.dvc md5", "MISMATCH", "objects changed: ['x.txt']", detail)
     (cache(root) / object_rel(md5(b"V"))).unlink()
-    (cache(root) / object_rel(md5(b"X"))).unlink()
+    x_obj.unlink()
     link, _ = verify_data(root, key)
-    assert (link.status, link.reason) == (
-        "MISMATCH",
-        "2 object(s) missing: ['videos/v.mp4', 'x.txt']",
+    assert link == Link(
+        "data.dvc md5", "MISMATCH", "2 object(s) missing: ['videos/v.mp4', 'x.txt']", detail
     )
     objects = DvcObjects(root)
     objects.down["remote r"] = "timed out"
+    objects.down["remote s"] = "refused"
     objects.sources = objects.sources[:1]
     link, _ = verify_data(root, key, objects)
-    assert (link.status, link.reason) == (
+    assert link == Link(
+        "data.dvc md5",
         "UNVERIFIED",
-        "2 object(s) not checked (remote r: timed out)",
+        "2 object(s) not checked (remote r: timed out; remote s: refused)",
+        detail,
     )
 
 
@@ -780,10 +787,16 @@ def test_verify_videos_each_outcome(tmp_path: Path) -> None:
         ("raw video v3", "MISMATCH", "videos/v3.mp4 is not in the data listing"),
     ]
     assert got[0].detail == {"path": "data/videos/v0.mp4", "sha256": sha(v0), "source": "cache"}
+    assert [x.detail for x in got[1:]] == [
+        {"path": "data/videos/v1.mp4", "sha256": sha(v1), "source": "cache"},
+        {"path": "data/videos/v2.mp4", "sha256": sha(b"2")},
+        {"path": "data/videos/v3.mp4", "sha256": sha(b"3")},
+    ]
     # a workspace copy that differs from what was trained on
     (root / "data" / "videos").mkdir(parents=True)
     (root / "data" / "videos" / "v0.mp4").write_bytes(b"edited")
     (link,) = _verify_videos(root, rows[:1], listed, DvcObjects(root))
+    assert (link.name, link.detail) == ("raw video v0", got[0].detail)
     assert (link.status, link.reason) == (
         "MISMATCH",
         f"data/videos/v0.mp4 changed since training (sha256 {sha(b'edited')[:12]}, trained on "
@@ -814,6 +827,8 @@ def test_verify_videos_without_a_listing_or_a_reachable_remote(tmp_path: Path) -
     (root / "data" / "v0.mp4").write_bytes(v0)
     (root / "data" / "v1.mp4").write_bytes(b"edited")
     got = _verify_videos(root, rows, {}, DvcObjects(root))
+    assert [x.name for x in got] == ["raw video v0", "raw video v1", "raw video v2"]
+    assert [x.detail["path"] for x in got] == ["data/v0.mp4", "data/v1.mp4", "data/v2.mp4"]
     assert [(x.status, x.reason) for x in got] == [
         ("VERIFIED", f"workspace data/v0.mp4: sha256 {sha(v0)[:12]} (no DVC listing)"),
         ("MISMATCH", f"workspace data/v1.mp4: sha256 {sha(b'edited')[:12]} (no DVC listing)"),
@@ -891,8 +906,11 @@ def test_gate_link_verified_and_each_mismatch(tmp_path: Path, artifacts: dict[st
         "quality gate", "MISMATCH", "validate run has no gx.result tag", {"gx.result": ""}
     )
     carried = check(train_stage1=fake_run({"gx.result": "other:success"}))
-    assert carried.reason == (
-        f"training runs carry {{'train_stage2': '{tag}', 'train_stage1': 'other:success'}}"
+    assert carried == Link(
+        "quality gate",
+        "MISMATCH",
+        f"training runs carry {{'train_stage2': '{tag}', 'train_stage1': 'other:success'}}",
+        {"gx.result": tag},
     )
     for content, reason in [
         (b"[1]", "gate.json does not parse (not a JSON object)"),
@@ -905,6 +923,7 @@ def test_gate_link_verified_and_each_mismatch(tmp_path: Path, artifacts: dict[st
         artifacts["quality/gate.json"] = content
         got = check()
         assert got.status == "MISMATCH" and got.reason.startswith(reason), got.reason
+        assert (got.name, got.detail) == ("quality gate", {"gx.result": tag})
 
 
 @pytest.mark.parametrize(
@@ -936,7 +955,7 @@ def test_gate_link_against_its_tag(
     runs = gate_runs(root, raw, tag)
     artifacts["quality/gate.json"] = raw
     got = _verify_gate(runs["validate"], runs, DvcObjects(root), tmp_path)
-    assert (got.status, got.reason) == ("MISMATCH", reason)
+    assert got == Link("quality gate", "MISMATCH", reason, {"gx.result": tag})
 
 
 def test_gate_link_without_dvc_copy_is_unverified(
