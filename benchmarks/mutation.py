@@ -356,6 +356,14 @@ EQUIVALENT: dict[str, str] = {
         )
         for n in (7, 11, 12)
     },
+    **{
+        f"hivid.tracking.audit.x_verify_commit__mutmut_{n}": (
+            "data.dvc at the revision without 'outs' (or absent): the mutant's None[0] or "
+            "'XXXX'.get raises TypeError / AttributeError, which the link catches as pinned "
+            "None, what the original reads from [{}] / {}"
+        )
+        for n in (127, 129, 133)
+    },
     "hivid.tracking.audit.x__trace__mutmut_126": (
         "rows '' instead of None when there is no ingest run: no video links either way"
     ),

@@ -1163,9 +1163,11 @@ def test_commit_link_unverified(repo: dict[str, Any]) -> None:
     )
     assert verify_commit(root, commit_runs(None, None)).reason == "runs have no git.commit tag"
     got = verify_commit(root, commit_runs(None, trained, None))
-    assert (got.status, got.reason) == (
+    assert got == Link(
+        "git commit",
         "UNVERIFIED",
         "['ingest', 'train_stage2'] have no git.commit tag",
+        {"commits": {"train_stage2": None, "train_stage1": trained, "ingest": None}},
     )
 
 
@@ -1173,21 +1175,33 @@ def test_commit_link_mismatches(repo: dict[str, Any]) -> None:
     root, trained, nightly, code = repo["root"], repo["trained"], repo["nightly"], repo["code"]
     gone = "1" * 40
     got = verify_commit(root, commit_runs(trained, gone, "2" * 40))
-    assert (got.status, got.reason) == (
+    assert got == Link(
+        "git commit",
         "MISMATCH",
         f"['{gone}', '{'2' * 40}'] do(es) not exist in this repository",
+        {"commits": {"train_stage2": trained, "train_stage1": gone, "ingest": "2" * 40}},
     )
+    one = {"commits": {"train_stage2": trained}}
     got = verify_commit(root, commit_runs(trained), {"git.revision": gone})
-    assert (got.status, got.reason) == ("MISMATCH", f"git.revision {gone} does not exist here")
-    got = verify_commit(root, commit_runs(trained), {"git.revision": code})
-    assert (got.status, got.reason) == (
+    assert got == Link(
+        "git commit",
+        "MISMATCH",
+        f"git.revision {gone} does not exist here",
+        {**one, "revision": gone, "branch": None},
+    )
+    got = verify_commit(root, commit_runs(trained), {"git.revision": code, "git.branch": "b"})
+    assert got == Link(
+        "git commit",
         "MISMATCH",
         f"git.revision {code[:12]} changes ['src.py']",
+        {**one, "revision": code, "branch": "b"},
     )
     got = verify_commit(root, commit_runs(trained), {"git.revision": nightly}, "d1.dir")
-    assert (got.status, got.reason) == (
+    assert got == Link(
+        "git commit",
         "MISMATCH",
         f"data.dvc at git.revision {nightly[:12]} pins d2.dir, the runs d1.dir",
+        {**one, "revision": nightly, "branch": None},
     )
     # the training commit is train_stage2's, else the first run that has one
     got = verify_commit(root, commit_runs(None, code), {"git.revision": code}, None)
@@ -1196,6 +1210,9 @@ def test_commit_link_mismatches(repo: dict[str, Any]) -> None:
     assert got.status == "VERIFIED"
     got = verify_commit(root, commit_runs(trained, code), {"git.revision": code}, None)
     assert got.status == "MISMATCH"
+    # ... whatever the order of the runs
+    runs = {"train_stage1": fake_run({"git.commit": trained}), **commit_runs(code)}
+    assert verify_commit(root, runs, {"git.revision": code}, None).status == "VERIFIED"
 
 
 def test_commit_link_unreadable_data_dvc_pins_nothing(repo: dict[str, Any]) -> None:
@@ -1221,6 +1238,10 @@ def test_commit_link_dirty(repo: dict[str, Any]) -> None:
         "ingest, model version ran from a checkout with uncommitted changes (paths not recorded)"
     )
     assert got.detail["dirty"] == {"ingest": "", "model version": ""}
+    no_paths = {"ingest": fake_run({"git.commit": trained, "git.dirty": "true"})}
+    assert verify_commit(root, no_paths).reason == (
+        "ingest ran from a checkout with uncommitted changes (paths not recorded)"
+    )
     assert verify_commit(root, commit_runs(trained), {"git.dirty": "false"}).status == "VERIFIED"
     many = ", ".join(f"f{i}.py" for i in range(7))
     got = verify_commit(root, commit_runs(trained, None, trained, dirty=many))
