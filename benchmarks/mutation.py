@@ -291,6 +291,9 @@ EQUIVALENT: dict[str, str] = {
             "x__soda_finish__mutmut_9",
             "x__soda_finish__mutmut_12",
             "x__soda_finish__mutmut_14",
+            "x_evaluate_files__mutmut_31",
+            "x_evaluate_files__mutmut_34",
+            "x_evaluate_files__mutmut_35",
         )
     },
     "hivid.evaluation.dense.x_dense_scores__mutmut_189": (

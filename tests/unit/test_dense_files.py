@@ -128,6 +128,11 @@ def test_bad_thresholds_and_files_are_named(
         evaluate_files([gt, listed], pred)
     assert str(err.value) == f"{listed}: ground truth must be a JSON object"
     assert _NoJava.made == ["3G", "2G"]
+    bad = tmp_path / "bad_pred.json"
+    bad.write_text(json.dumps({"results": {"v_0000": "not a list"}}))
+    with pytest.raises(ValueError) as err:  # dense_scores' errors name the files read
+        evaluate_files(gt, bad)
+    assert str(err.value) == f"{bad}: predictions 'v_0000': expected a list of segments"
 
 
 def test_evaluator_identity_names_code_jar_and_tokenizer(
