@@ -235,6 +235,23 @@ def run_tag(run_id: str, key: str, value: str) -> Iterator[None]:
             client.set_tag(run_id, key, old)
 
 
+@contextmanager
+def revision_commit(root: Path, message: str, *paths: str) -> Iterator[str]:
+    """Commit ``paths`` (already changed) and name that commit as the audited version's
+    ``git.revision``; yields its sha. The tag and the repository are restored on exit."""
+    client = MlflowClient()
+    old = client.get_model_version("hivid-narrator", "2").tags["git.revision"]
+    run(["git", "add", *paths], root)
+    run([*GIT, "commit", "-qm", message], root)
+    sha = run(["git", "rev-parse", "HEAD"], root)
+    client.set_model_version_tag("hivid-narrator", "2", "git.revision", sha)
+    try:
+        yield sha
+    finally:
+        client.set_model_version_tag("hivid-narrator", "2", "git.revision", old)
+        run(["git", "reset", "-q", "--hard", old], root)
+
+
 def artifact_file(run_id: str, rel: str) -> Path:
     """The stored file of a run artifact in the embedded store (no copy)."""
     uri = MlflowClient().get_run(run_id).info.artifact_uri

@@ -54,3 +54,13 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (root / "report.json").write_text(json.dumps(report))
     yield root
     mp.undo()
+
+
+@pytest.fixture(scope="module")
+def clips(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
+    """Three 1 s, 32x24, 5 fps silent clips (ingest tests; a module's own ``clips`` wins)."""
+    d = tmp_path_factory.mktemp("clips")
+    return [
+        write_video(d / f"c{i}.mp4", seconds=1.0, fps=5, size=(32, 24), audio=False, seed=i)
+        for i in range(3)
+    ]

@@ -35,6 +35,7 @@ from tests.audit_chain import (
     flip,
     model_file,
     replaced,
+    revision_commit,
     run,
     run_tag,
     statuses,
@@ -182,41 +183,23 @@ def test_git_commit_unknown(chain: Chain) -> None:
 
 
 def test_git_revision_that_changes_code(chain: Chain) -> None:
-    client = MlflowClient()
-    old = client.get_model_version("hivid-narrator", "2").tags["git.revision"]
     (chain.root / "extra.py").write_text("x = 1\n")
-    run(["git", "add", "extra.py"], chain.root)
-    run([*GIT, "commit", "-qm", "code"], chain.root)
-    sha = run(["git", "rev-parse", "HEAD"], chain.root)
-    client.set_model_version_tag("hivid-narrator", "2", "git.revision", sha)
-    try:
+    with revision_commit(chain.root, "code", "extra.py"):
         lineage = chain.trace()
-    finally:
-        client.set_model_version_tag("hivid-narrator", "2", "git.revision", old)
-        run(["git", "reset", "-q", "--hard", old], chain.root)
     assert_only(lineage, "git commit")
     assert "extra.py" in next(x for x in lineage.links if x.name == "git commit").reason
 
 
 def test_git_revision_that_pins_other_data(chain: Chain) -> None:
     """The nightly's commit may change data.dvc, but must pin the data the runs trained on."""
-    client = MlflowClient()
-    old = client.get_model_version("hivid-narrator", "2").tags["git.revision"]
     dvc_file = chain.root / "data.dvc"
     saved = dvc_file.read_text()
     md5 = next(x for x in chain.trace().links if x.name == "data.dvc md5").detail["md5"]
     assert md5 in saved
     other = "0" * 32 + ".dir"
     dvc_file.write_text(saved.replace(md5, other))
-    run(["git", "add", "data.dvc"], chain.root)
-    run([*GIT, "commit", "-qm", "other data"], chain.root)
-    sha = run(["git", "rev-parse", "HEAD"], chain.root)
-    client.set_model_version_tag("hivid-narrator", "2", "git.revision", sha)
-    try:
+    with revision_commit(chain.root, "other data", "data.dvc") as sha:
         lineage = chain.trace()
-    finally:
-        client.set_model_version_tag("hivid-narrator", "2", "git.revision", old)
-        run(["git", "reset", "-q", "--hard", old], chain.root)
     assert_only(lineage, "git commit")
     reason = next(x for x in lineage.links if x.name == "git commit").reason
     assert reason == f"data.dvc at git.revision {sha[:12]} pins {other}, the runs {md5}"

@@ -88,36 +88,41 @@ class _Exact:
         return [1.0 if hyp == refs[0] else 0.0 for hyp, refs in pairs]
 
 
-def test_soda_c_uses_the_given_gt_tokens_and_sorts_events_by_start() -> None:
+def _listed_backwards(*events: tuple[float, float, str]) -> tuple[dict, dict]:  # type: ignore[type-arg]
+    """GT with ``events`` (given in start order) listed last-first, capitalised; the prediction
+    says the same words in start order."""
+    gt = {
+        "v": {
+            "timestamps": [[s, e] for s, e, _ in reversed(events)],
+            "sentences": [w.capitalize() for _, _, w in reversed(events)],
+        }
+    }
+    pred = {"v": [{"timestamp": [s, e], "sentence": w} for s, e, w in events]}
+    return gt, pred
+
+
+SECOND_FIRST = ((0.0, 5.0, "first"), (5.0, 10.0, "second"))
+NESTED = ((0.0, 10.0, "outer"), (2.0, 5.0, "inner"))  # [0, 10] starts first but ends last
+
+
+@pytest.mark.parametrize("events", [SECOND_FIRST, NESTED], ids=["out-of-order", "nested"])
+def test_soda_c_sorts_gt_events_by_their_start(
+    events: tuple[tuple[float, float, str], ...],
+) -> None:
     from hivid.evaluation.dense import soda_c
 
-    # GT events listed out of order; the prediction says the same things in time order
-    gt = {"v": {"timestamps": [[5.0, 10.0], [0.0, 5.0]], "sentences": ["Second", "First"]}}
-    pred = {
-        "v": [
-            {"timestamp": [0.0, 5.0], "sentence": "first"},
-            {"timestamp": [5.0, 10.0], "sentence": "second"},
-        ]
-    }
+    gt, pred = _listed_backwards(*events)
     assert soda_c(gt, pred, _Words(), _Exact())["v"] == pytest.approx(1.0)  # type: ignore[arg-type]
+
+
+def test_soda_c_uses_the_given_gt_tokens() -> None:
+    from hivid.evaluation.dense import soda_c
+
+    gt, pred = _listed_backwards(*SECOND_FIRST)
     # pre-tokenized GT (in the file's order) is used instead of tokenizing again
     tok = {"v": ["other", "first"]}
     got = soda_c(gt, pred, _Words(), _Exact(), gt_tok=tok)["v"]  # type: ignore[arg-type]
     assert got == pytest.approx(0.5)  # only "first" still matches: P = R = 1/2
-
-
-def test_soda_c_orders_nested_events_by_their_start() -> None:
-    from hivid.evaluation.dense import soda_c
-
-    # [0, 10] starts first but ends last: by start it comes before [2, 5]
-    gt = {"v": {"timestamps": [[2.0, 5.0], [0.0, 10.0]], "sentences": ["inner", "outer"]}}
-    pred = {
-        "v": [
-            {"timestamp": [0.0, 10.0], "sentence": "outer"},
-            {"timestamp": [2.0, 5.0], "sentence": "inner"},
-        ]
-    }
-    assert soda_c(gt, pred, _Words(), _Exact())["v"] == pytest.approx(1.0)  # type: ignore[arg-type]
 
 
 def test_missing_predictions_are_warned_about_by_name() -> None:

@@ -14,7 +14,6 @@ import pytest
 import yaml
 
 from hivid.data.ingest import IngestConfig, ingest, write_ingest_outputs
-from tests.helpers import write_video
 
 META = {
     "brand": "Acme",
@@ -22,15 +21,6 @@ META = {
     "attributes": {"volume": "500ml"},
     "price": {"amount": 59.0, "currency": "USD"},
 }
-
-
-@pytest.fixture(scope="module")
-def clips(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
-    d = tmp_path_factory.mktemp("clips")
-    return [
-        write_video(d / f"c{i}.mp4", seconds=1.0, fps=5, size=(32, 24), audio=False, seed=i)
-        for i in range(3)
-    ]
 
 
 def _corpus(root: Path, clips: list[Path], ids: list[str]) -> None:

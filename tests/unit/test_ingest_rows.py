@@ -13,7 +13,6 @@ import pytest
 
 import hivid.data.ingest as ingest_mod
 from hivid.data.ingest import IngestConfig, IngestSummary, ingest, write_ingest_outputs
-from tests.helpers import write_video
 
 META = {
     "brand": "Acme",
@@ -22,15 +21,6 @@ META = {
     "price": {"amount": 59.0, "currency": "USD"},
 }
 FAST = IngestConfig(probe_timeout_s=0)  # probe in-process: no worker child
-
-
-@pytest.fixture(scope="module")
-def clips(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
-    d = tmp_path_factory.mktemp("clips")
-    return [
-        write_video(d / f"c{i}.mp4", seconds=1.0, fps=5, size=(32, 24), audio=False, seed=i)
-        for i in range(3)
-    ]
 
 
 def _add(root: Path, clip: Path, name: str, mtime: int | None = None) -> Path:
