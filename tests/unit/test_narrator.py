@@ -178,6 +178,10 @@ def test_token_counts_paper_reduction() -> None:
     assert 0.9 < counts["reduction"] < 1.0
     tiny = dataclasses.replace(narrator_config("tiny"))
     assert token_counts(tiny, 8, 0)["with_compressor"] == 4 + 8 * 3
+    # Stage 2 keeping the narration as text: it is read in both stages.
+    kept = token_counts(narrator_config("paper", {"stage2_asr_text": True}), 144, 800)
+    assert kept["with_compressor"] == 64 + 144 * 33 + 800
+    assert kept["without_compressor"] == counts["without_compressor"]
 
 
 def test_load_errors_name_the_path(tmp_path: Path) -> None:

@@ -17,6 +17,7 @@ from hivid.models.sequence import (
     SequenceError,
     encode_asr,
     encode_compressed,
+    encode_compressed_interleaved,
     encode_interleaved,
     format_target,
     interleave,
@@ -103,6 +104,34 @@ def test_encode_compressed_and_asr(tok: PreTrainedTokenizerFast) -> None:
         "<t=0.5s>first sentence\n<t=2.4s>second sentence\n"
     )
     assert encode_asr(tok, []) == []
+
+
+def test_encode_compressed_interleaved_keeps_the_narration(tok: PreTrainedTokenizerFast) -> None:
+    target = format_target(TCOT, CHAPTERS)
+    enc = encode_compressed_interleaved(
+        tok, [0.0, 2.0, 4.0], ASR, target, scene_tokens=4, tokens_per_frame=2
+    )
+    vis_id = tok.convert_tokens_to_ids(VISUAL_TOKEN)
+    first = next(i for i, lab in enumerate(enc.labels) if lab != IGNORE_INDEX)
+    assert tok.decode(enc.input_ids[first:-1]) == target
+    # [prompt, H_scene (4), frame 0 (2), S(0.5), frame 1 (2), S(2.0), S(2.4), frame 2 (2), S(5.0)]
+    runs: list[str] = []
+    for is_vis, group in itertools.groupby(enc.input_ids[:first], key=lambda i: i == vis_id):
+        ids = list(group)
+        runs.append(f"V{len(ids)}" if is_vis else tok.decode(ids, skip_special_tokens=True))
+    assert runs[1:] == [
+        "V6",
+        "first sentence\n",
+        "V2",
+        "on the frame\nsecond sentence\n",
+        "V2",
+        "late sentence\n",
+    ]  # fmt: skip (H_scene and frame 0 are one run of 4 + 2)
+    assert sum(enc.visual_mask) == 4 + 3 * 2
+    assert "<t=" not in tok.decode(enc.input_ids[:first])  # T_e(i) replaces the timestamp text
+    # No narration: the same placeholders as encode_compressed, in one run.
+    bare = encode_compressed_interleaved(tok, [0.0, 2.0], [], None, 4, 2)
+    assert bare.input_ids == encode_compressed(tok, 4 + 2 * 2, None).input_ids
 
 
 def test_format_parse_round_trip() -> None:

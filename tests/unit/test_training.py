@@ -214,3 +214,37 @@ def test_stage2_time_tokens_anchor_on_timestamp_text(tmp_path: Path) -> None:
     with torch.no_grad():
         a, b = model.embed_inputs(batch), model.embed_inputs(shifted)
     assert a.shape == b.shape and not torch.allclose(a, b)
+
+
+def test_stage2_keeps_the_narration_text(tmp_path: Path) -> None:
+    """``stage2_asr_text``: the stage-2 model the pipeline trains and saves reads each frame's
+    T_e and event tokens followed by that frame's ASR sentences as text (its own words to copy),
+    and the saved model keeps the layout; without it the stage-2 input holds no narration."""
+    from hivid.training.datamodule import collate, prepare_sample
+
+    data = make_dataset(tmp_path / "dataset", n_videos=4)
+    cfg = narrator_config("tiny", {"stage2_asr_text": True})
+    tcfg = TrainConfig(max_steps=1, batch_size=2, max_frames=4, limit_val_batches=0)
+    r1 = train_stage(1, data, tmp_path / "s1", cfg, tcfg)
+    r2 = train_stage(2, data, tmp_path / "s2", cfg, tcfg, init_model_dir=r1.model_dir)
+    model, tok = load_narrator(r2.model_dir)
+    assert model.use_compressor and model.cfg.stage2_asr_text and model.input_spec().asr_text
+    rec = next(r for r in read_split(data, "train") if r["asr"])
+    sample = prepare_sample(rec, data, tok, model.input_spec(), with_target=False)
+    n = sample["frame_times"].shape[0]
+    c = model.cfg.compressor
+    assert int(sample["visual_mask"].sum()) == c.num_scene_queries + n * (1 + c.num_event_queries)
+    text = tok.decode(sample["input_ids"][~sample["visual_mask"]])
+    said = [str(s["text"]).strip() for s in rec["asr"]]
+    assert said and all(s in text for s in said)
+    model.eval()
+    with torch.no_grad():
+        out = model(collate([prepare_sample(rec, data, tok, model.input_spec())], 0))
+    assert out.loss is not None and torch.isfinite(out.loss)
+    plain_cfg = narrator_config("tiny")
+    bare, _ = load_narrator(
+        train_stage(2, data, tmp_path / "s2b", plain_cfg, tcfg, r1.model_dir).model_dir
+    )
+    plain = prepare_sample(rec, data, tok, bare.input_spec(), with_target=False)
+    assert not bare.input_spec().asr_text
+    assert not any(s in tok.decode(plain["input_ids"]) for s in said)

@@ -167,6 +167,13 @@ class NarratorConfig:
     """N: frames per video (uniformly subsampled when a video has more)."""
     options: NarratorOptions = field(default_factory=NarratorOptions)
     """Optional components from the related papers (hivid.models.options), all off by default."""
+    stage2_asr_text: bool = False
+    """Stage 2 keeps the ASR sentences as text in the LLM input, each after its frame's compressed
+    tokens as in eq. 1: ``[prompt, H_scene, T_e(0), H_event(0), S_1, T_e(1), ...]``. The compressor
+    then replaces the visual and timestamp tokens only (what the appendix's ratio, eq. 13, counts:
+    compressed *visual* tokens per ASR segment), and the frozen stage-1 LLM still reads the words it
+    learnt to copy (names, the quotes of the TCoT, the summaries). False: eq. 12 exactly (ASR
+    reaches the LLM only through the compressor's fusion)."""
 
     def __post_init__(self) -> None:
         require(self.max_frames > 0, f"max_frames must be > 0, got {self.max_frames}")
@@ -251,10 +258,11 @@ def token_counts(
     """LLM input tokens spent on the video (prompt and target excluded), with/without compressor.
 
     Without: N timestamp tokens (``timestamp_tokens`` each) + N*L_v visual tokens + the ASR tokens
-    (eq. 1). With: S + N(1+E) (eq. 12); ASR then enters through the compressor, not the LLM.
+    (eq. 1). With: S + N(1+E) (eq. 12); ASR then enters through the compressor, not the LLM,
+    unless ``stage2_asr_text`` keeps its tokens in the LLM input too.
     """
     without = n_frames * (timestamp_tokens + cfg.vision.tokens_per_frame) + asr_tokens
-    with_c = cfg.compressor.num_output_tokens(n_frames)
+    with_c = cfg.compressor.num_output_tokens(n_frames) + asr_tokens * cfg.stage2_asr_text
     return {
         "without_compressor": float(without),
         "with_compressor": float(with_c),
@@ -286,6 +294,9 @@ class InputSpec:
     time_text: bool = False
     """Stage 2 samples carry each frame's timestamp-text token ids (``time_ids``, the time
     encoder's text anchor)."""
+    asr_text: bool = False
+    """Stage 2 sequences also hold the ASR sentences as text after their frame's compressed
+    tokens (``NarratorConfig.stage2_asr_text``)."""
 
     def memory_split(self, n_frames: int) -> tuple[int, int]:
         """(frames merged into memory, memory tokens) for a video of ``n_frames`` (stage 1)."""
@@ -342,16 +353,21 @@ class HiVidNarrator(nn.Module):
         self.compressor: SPACompressor | None = None
         self.time_encoder: GRUTimeEncoder | None = None
         if self.cfg.use_compressor:
-            self.add_compressor(self.cfg.compressor, self.cfg.time_encoder)
+            self.add_compressor(
+                self.cfg.compressor, self.cfg.time_encoder, self.cfg.stage2_asr_text
+            )
 
     @property
     def use_compressor(self) -> bool:
         return self.compressor is not None
 
-    def add_compressor(self, comp: SPACompressorConfig, time: TimeEncoderConfig) -> None:
-        """Stage 2: attach a fresh SPA-Compressor and time encoder (dims resolved to the LLM's)."""
+    def add_compressor(
+        self, comp: SPACompressorConfig, time: TimeEncoderConfig, asr_text: bool = False
+    ) -> None:
+        """Stage 2: attach a fresh SPA-Compressor and time encoder (dims resolved to the LLM's);
+        ``asr_text``: the stage-2 sequence keeps the ASR sentences (``stage2_asr_text``)."""
         cfg = resolve_dims(dataclasses.replace(self.cfg, compressor=comp, time_encoder=time))
-        self.cfg = dataclasses.replace(cfg, use_compressor=True)
+        self.cfg = dataclasses.replace(cfg, use_compressor=True, stage2_asr_text=asr_text)
         self.compressor = SPACompressor(self.cfg.compressor)
         self.time_encoder = GRUTimeEncoder(self.cfg.time_encoder)
 
@@ -374,6 +390,7 @@ class HiVidNarrator(nn.Module):
             memory_recent_frames=self.cfg.options.memory_recent_frames,
             keyword_task=self.cfg.options.keyword_task_weight > 0,
             time_text=self.time_encoder is not None and self.time_encoder.cfg.text_anchor,
+            asr_text=self.use_compressor and self.cfg.stage2_asr_text,
         )
 
     def set_gradient_checkpointing(self, enabled: bool) -> None:

@@ -194,6 +194,31 @@ def encode_compressed(
     return _assemble(tok, [([visual_token_id(tok)] * num_compressed_tokens, True)], target, prompt)
 
 
+def encode_compressed_interleaved(
+    tok: PreTrainedTokenizerBase,
+    frame_times: Sequence[float],
+    asr: Sequence[Mapping[str, Any]],
+    target: str | None,
+    scene_tokens: int,
+    tokens_per_frame: int,
+    prompt: str = DEFAULT_PROMPT,
+) -> EncodedSequence:
+    """Stage-2 input with the ASR text kept: ``[prompt, H_scene, T_e(0), H_event(0), S_j, ...]``.
+
+    The placeholders are in H_final's order (S scene tokens, then 1 + E per frame), so the
+    compressor's valid tokens fill them as in ``encode_compressed``; each sentence follows its
+    frame's placeholders exactly where eq. 1 puts it after the frame's visual tokens.
+    """
+    vid = visual_token_id(tok)
+    context: list[tuple[list[int], bool]] = [([vid] * scene_tokens, True)]
+    for item in interleave(frame_times, asr):
+        if item.kind == "frame":  # T_e(i) and H_event(i) replace "<t=...>" and V_i
+            context.append(([vid] * tokens_per_frame, True))
+        elif item.kind == "asr":
+            context.append((_encode(tok, str(asr[item.index]["text"]).strip() + "\n"), False))
+    return _assemble(tok, context, target, prompt)
+
+
 def encode_asr(tok: PreTrainedTokenizerBase, asr: Sequence[Mapping[str, Any]]) -> list[int]:
     """ASR token ids the compressor embeds: each sentence prefixed by its start timestamp text.
 

@@ -38,6 +38,7 @@ from hivid.models.sequence import (
     EncodedSequence,
     encode_asr,
     encode_compressed,
+    encode_compressed_interleaved,
     encode_interleaved,
     format_grounded_target,
     keyword_example,
@@ -193,6 +194,17 @@ def prepare_sample(
                 spec.visual_tokens_per_frame,
                 prompt,
                 memory=spec.memory_split(len(times)),
+            )
+        if spec.asr_text:
+            assert spec.compressed_tokens_per_frame is not None
+            return encode_compressed_interleaved(
+                tokenizer,
+                times,
+                record["asr"],
+                target,
+                spec.scene_tokens,
+                spec.compressed_tokens_per_frame,
+                prompt,
             )
         return encode_compressed(tokenizer, spec.num_compressed_tokens(len(times)), target, prompt)
 

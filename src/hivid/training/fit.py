@@ -63,7 +63,9 @@ def _initial_model(
             return warm_model(2, warm_from, init_model_dir, model_cfg)
         model, tok = load_narrator(init_model_dir)
         if not model.use_compressor:
-            model.add_compressor(model_cfg.compressor, model_cfg.time_encoder)
+            model.add_compressor(
+                model_cfg.compressor, model_cfg.time_encoder, model_cfg.stage2_asr_text
+            )
         return model, tok
     if warm_from is not None:
         return warm_model(1, warm_from, init_model_dir, model_cfg)

@@ -258,7 +258,9 @@ def warm_model(
         raise StageError("stage 2 needs init_model_dir (the stage-1 model directory)")
     model, tok = load_narrator(init_model_dir)
     if not model.use_compressor:
-        model.add_compressor(model_cfg.compressor, model_cfg.time_encoder)
+        model.add_compressor(
+            model_cfg.compressor, model_cfg.time_encoder, model_cfg.stage2_asr_text
+        )
     load_compressor_weights(model, warm_from)
     return model, tok
 
