@@ -1,10 +1,17 @@
-"""Constrained decoding's processors: allowed tokens only, and no word token right after itself."""
+"""Constrained decoding's processors: allowed tokens only, no word token right after itself, and
+times only inside ``[<time>-<time>]`` spans."""
 
 from __future__ import annotations
 
 import torch
 
-from hivid.models.decoding import AllowedTokens, NoImmediateRepeat, word_token_ids
+from hivid.models.decoding import (
+    AllowedTokens,
+    NoImmediateRepeat,
+    SpanGrammar,
+    span_tokens,
+    word_token_ids,
+)
 
 
 def test_word_tokens_cannot_follow_themselves_but_spaces_and_numbers_can() -> None:
@@ -28,3 +35,43 @@ def test_allowed_tokens_mask_every_other_id() -> None:
     )
     assert torch.isfinite(out[0, [0, 3]]).all()
     assert (out[0, [1, 2, 4]] == float("-inf")).all()
+
+
+SPAN_VOCAB = ["[", "0.0s", "-", "8.0s", "]", " Glow", " 6", "\n", "12.5s", "<t="]
+
+
+def _finite(proc: SpanGrammar, ids: list[int], scores: torch.Tensor | None = None) -> list[int]:
+    row = torch.zeros(1, len(SPAN_VOCAB)) if scores is None else scores
+    out = proc(torch.tensor([ids], dtype=torch.long).view(1, -1), row)
+    return torch.isfinite(out[0]).nonzero().flatten().tolist()
+
+
+def test_span_grammar_writes_times_only_inside_spans() -> None:
+    spans = span_tokens(SPAN_VOCAB)
+    assert spans is not None
+    assert spans.times.tolist() == [1, 3, 8] and (spans.open, spans.dash, spans.close) == (0, 2, 4)
+    proc = SpanGrammar(spans)
+    everything_but_times = [0, 2, 5, 6, 7, 9]
+    assert _finite(proc, []) == everything_but_times  # a line may open a span
+    assert _finite(proc, [0]) == [1, 3, 8]  # "[" -> a time
+    assert _finite(proc, [0, 1]) == [2]  # "[0.0s" -> "-"
+    assert _finite(proc, [0, 1, 2]) == [1, 3, 8]  # "[0.0s-" -> a time
+    assert _finite(proc, [0, 1, 2, 3]) == [4]  # "[0.0s-8.0s" -> "]"
+    # In a title: no time ("the 60.0s] Glow"), no "]", no "[" before the line ends.
+    assert _finite(proc, [0, 1, 2, 3, 4, 5]) == [2, 5, 6, 7, 9]
+    assert _finite(proc, [5, 6]) == [2, 5, 6, 7, 9]
+    assert _finite(proc, [5, 7]) == everything_but_times  # a new line
+    # What the grammar asks for is already forbidden: the step is left unchanged.
+    blocked = torch.zeros(1, len(SPAN_VOCAB))
+    blocked[0, [1, 3, 8]] = float("-inf")
+    assert _finite(proc, [0], blocked) == [0, 2, 4, 5, 6, 7, 9]
+    # Rows are independent; the input scores are not changed in place.
+    scores = torch.zeros(2, len(SPAN_VOCAB))
+    out = proc(torch.tensor([[7, 0], [0, 1]]), scores)
+    assert torch.isfinite(out[0]).nonzero().flatten().tolist() == [1, 3, 8]
+    assert torch.isfinite(out[1]).nonzero().flatten().tolist() == [2]
+    assert torch.equal(scores, torch.zeros(2, len(SPAN_VOCAB)))
+
+
+def test_span_grammar_needs_its_three_tokens() -> None:
+    assert span_tokens(["[", "-", "0.0s"]) is None

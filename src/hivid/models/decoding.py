@@ -1,9 +1,13 @@
 """Constrained decoding for ``HiVidNarrator.generate``: only tokens of the target grammar and of the
-video's own input may be emitted (see ``hivid.models.sequence``), and no word token right after
-itself (a small model's commonest failure: "the Orvana Orvana Orvana", "$ $ $").
+video's own input may be emitted (see ``hivid.models.sequence``), no word token right after
+itself (a small model's commonest failure: "the Orvana Orvana Orvana", "$ $ $"), and times only
+inside ``[<time>-<time>]`` spans.
 """
 
 from __future__ import annotations
+
+import re
+from dataclasses import dataclass
 
 import torch
 from transformers.generation import LogitsProcessor
@@ -48,3 +52,84 @@ def word_token_ids(decoded: list[str]) -> torch.Tensor:
         [i for i, t in enumerate(decoded) if t.strip() and not t.strip().isdigit()],
         dtype=torch.long,
     )
+
+
+_TIME = re.compile(r"^\d+(?:\.\d+)?s$")
+
+
+@dataclass(frozen=True)
+class SpanTokens:
+    """Token ids of the span grammar ``[<time>-<time>]`` (``span_tokens``)."""
+
+    times: torch.Tensor
+    """Tokens that are a whole time, e.g. ``8.0s`` (the BPE keeps each timestamp one token)."""
+    open: int
+    """The ``[`` token."""
+    dash: int
+    """The ``-`` token."""
+    close: int
+    """The ``]`` token."""
+    line_ends: torch.Tensor
+    """Tokens whose text ends with a newline: a span opens a line."""
+
+
+def span_tokens(decoded: list[str]) -> SpanTokens | None:
+    """The span grammar's tokens of a vocabulary (``decoded[i]`` = token i's text); None when
+    the vocabulary has no single ``[``, ``-`` or ``]`` token (the grammar is then not enforced)."""
+    single = {t: i for i, t in enumerate(decoded) if t in ("[", "-", "]")}
+    if len(single) < 3:
+        return None
+    return SpanTokens(
+        times=torch.tensor([i for i, t in enumerate(decoded) if _TIME.match(t)], dtype=torch.long),
+        open=single["["],
+        dash=single["-"],
+        close=single["]"],
+        line_ends=torch.tensor([i for i, t in enumerate(decoded) if t.endswith("\n")]),
+    )
+
+
+class SpanGrammar(LogitsProcessor):
+    """Logits processor: times are written only as ``[<time>-<time>]`` at the start of a line.
+
+    After ``[`` only a time, after ``[<time>`` only ``-``, after ``<time>-`` a time, after
+    ``-<time>`` only ``]``; a time
+    token anywhere else, ``]`` outside a span and ``[`` inside a line get -inf. Without it a small
+    model writes a frame's time into a title ("the 60.0s] Glow Cream"). When the tokens the
+    grammar asks for are all forbidden already (e.g. by ``AllowedTokens``), the step is left as
+    it was, so decoding never stalls on an all -inf row.
+    """
+
+    def __init__(self, spans: SpanTokens) -> None:
+        self.s = spans
+
+    def _step(self, ids: list[int], scores: torch.Tensor) -> torch.Tensor:
+        s, dev = self.s, scores.device
+        times = s.times.to(dev)
+        last = ids[-1] if ids else None
+        before = ids[-2] if len(ids) > 1 else None
+        last_is_time = last is not None and bool((times == last).any())
+        before_is_time = before is not None and bool((times == before).any())
+        only: torch.Tensor | None = None
+        if last == s.open or (last == s.dash and before_is_time):
+            only = times
+        elif last_is_time and before == s.open:
+            only = torch.tensor([s.dash], device=dev)
+        elif last_is_time and before == s.dash:
+            only = torch.tensor([s.close], device=dev)
+        if only is not None:
+            out = torch.full_like(scores, float("-inf"))
+            keep = only[only < scores.shape[-1]]
+            out[keep] = scores[keep]
+        else:
+            out = scores.clone()
+            banned = [times, torch.tensor([s.close], device=dev)]
+            line_start = last is None or bool((s.line_ends.to(dev) == last).any())
+            if not line_start:
+                banned.append(torch.tensor([s.open], device=dev))
+            ban = torch.cat(banned)
+            out[ban[ban < scores.shape[-1]]] = float("-inf")
+        return out if bool(torch.isfinite(out).any()) else scores
+
+    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+        rows = [self._step(input_ids[b].tolist(), scores[b]) for b in range(scores.shape[0])]
+        return torch.stack(rows)

@@ -11,7 +11,13 @@ import torch
 from transformers import PreTrainedTokenizerBase
 from transformers.generation import LogitsProcessorList
 
-from hivid.models.decoding import AllowedTokens, NoImmediateRepeat, word_token_ids
+from hivid.models.decoding import (
+    AllowedTokens,
+    NoImmediateRepeat,
+    SpanGrammar,
+    span_tokens,
+    word_token_ids,
+)
 from hivid.models.narrator import HiVidNarrator
 from hivid.models.sequence import contiguous_chapters, ground_chapters, parse_chapters
 from hivid.training.datamodule import collate, prepare_sample, select_frames
@@ -60,7 +66,12 @@ def generate_chapters(
     allowed = None
     if constrained:
         ids_ok = allowed_token_ids(tokenizer, prepared, sample.get("asr") or ()).to(device)
-        allowed = LogitsProcessorList([AllowedTokens(ids_ok), NoImmediateRepeat(_words(tokenizer))])
+        decoded = _decoded(tokenizer)
+        rules = [AllowedTokens(ids_ok), NoImmediateRepeat(word_token_ids(decoded))]
+        spans = span_tokens(decoded)
+        if spans is not None:
+            rules.append(SpanGrammar(spans))
+        allowed = LogitsProcessorList(rules)
     think_budget = max(1, round(max_new_tokens * (1.0 - chapter_share)))
     ids = model.generate(batch, think_budget, eos, pad, processors=allowed)[0]  # (new,)
     text = tokenizer.decode(ids, skip_special_tokens=True)
@@ -85,13 +96,13 @@ def generate_chapters(
     return text, contiguous_chapters(chapters, duration)
 
 
-def _words(tokenizer: PreTrainedTokenizerBase) -> torch.Tensor:
-    """``word_token_ids`` of the tokenizer, decoded once per tokenizer object."""
-    cached = getattr(tokenizer, "_hivid_word_ids", None)
+def _decoded(tokenizer: PreTrainedTokenizerBase) -> list[str]:
+    """Each token's text, decoded once per tokenizer object."""
+    cached = getattr(tokenizer, "_hivid_decoded", None)
     if cached is None:
-        cached = word_token_ids(tokenizer.batch_decode([[i] for i in range(len(tokenizer))]))
-        tokenizer._hivid_word_ids = cached  # type: ignore[attr-defined]
-    return cached
+        cached = tokenizer.batch_decode([[i] for i in range(len(tokenizer))])
+        tokenizer._hivid_decoded = cached  # type: ignore[attr-defined]
+    return list(cached)
 
 
 def sample_duration(sample: Mapping[str, Any]) -> float:
