@@ -92,11 +92,10 @@ class SpanGrammar(LogitsProcessor):
     """Logits processor: times are written only as ``[<time>-<time>]`` at the start of a line.
 
     After ``[`` only a time, after ``[<time>`` only ``-``, after ``<time>-`` a time, after
-    ``-<time>`` only ``]``; a time
-    token anywhere else, ``]`` outside a span and ``[`` inside a line get -inf. Without it a small
-    model writes a frame's time into a title ("the 60.0s] Glow Cream"). When the tokens the
-    grammar asks for are all forbidden already (e.g. by ``AllowedTokens``), the step is left as
-    it was, so decoding never stalls on an all -inf row.
+    ``-<time>`` only ``]``; a time token anywhere else, ``]`` outside a span and ``[`` inside a
+    line get -inf. Without it a small model writes a frame's time into a title ("the 60.0s] Glow
+    Cream"). When the tokens the grammar asks for are all forbidden already (e.g. by
+    ``AllowedTokens``), the step is left as it was, so decoding never stalls on an all -inf row.
     """
 
     def __init__(self, spans: SpanTokens) -> None:

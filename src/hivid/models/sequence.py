@@ -180,8 +180,13 @@ def encode_interleaved(
         elif item.kind == "frame":
             context.append(([vid] * visual_tokens_per_frame, True))
         else:
-            context.append((_encode(tok, str(asr[item.index]["text"]).strip() + "\n"), False))
+            context.append((_sentence(tok, asr[item.index]), False))
     return _assemble(tok, context, target, prompt)
+
+
+def _sentence(tok: PreTrainedTokenizerBase, sentence: Mapping[str, Any]) -> list[int]:
+    """An ASR sentence as the LLM reads it between frames (eq. 1's S_j): its text, one line."""
+    return _encode(tok, str(sentence["text"]).strip() + "\n")
 
 
 def encode_compressed(
@@ -215,7 +220,7 @@ def encode_compressed_interleaved(
         if item.kind == "frame":  # T_e(i) and H_event(i) replace "<t=...>" and V_i
             context.append(([vid] * tokens_per_frame, True))
         elif item.kind == "asr":
-            context.append((_encode(tok, str(asr[item.index]["text"]).strip() + "\n"), False))
+            context.append((_sentence(tok, asr[item.index]), False))
     return _assemble(tok, context, target, prompt)
 
 

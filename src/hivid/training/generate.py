@@ -15,6 +15,7 @@ from hivid.models.decoding import (
     AllowedTokens,
     NoImmediateRepeat,
     SpanGrammar,
+    SpanTokens,
     span_tokens,
     word_token_ids,
 )
@@ -66,9 +67,8 @@ def generate_chapters(
     allowed = None
     if constrained:
         ids_ok = allowed_token_ids(tokenizer, prepared, sample.get("asr") or ()).to(device)
-        decoded = _decoded(tokenizer)
-        rules = [AllowedTokens(ids_ok), NoImmediateRepeat(word_token_ids(decoded))]
-        spans = span_tokens(decoded)
+        words, spans = _vocab_rules(tokenizer)
+        rules = [AllowedTokens(ids_ok), NoImmediateRepeat(words)]
         if spans is not None:
             rules.append(SpanGrammar(spans))
         allowed = LogitsProcessorList(rules)
@@ -96,13 +96,15 @@ def generate_chapters(
     return text, contiguous_chapters(chapters, duration)
 
 
-def _decoded(tokenizer: PreTrainedTokenizerBase) -> list[str]:
-    """Each token's text, decoded once per tokenizer object."""
-    cached = getattr(tokenizer, "_hivid_decoded", None)
+def _vocab_rules(tokenizer: PreTrainedTokenizerBase) -> tuple[torch.Tensor, SpanTokens | None]:
+    """``word_token_ids`` and ``span_tokens`` of the tokenizer, built once per tokenizer object
+    (they scan the whole vocabulary; every video generated reuses them)."""
+    cached = getattr(tokenizer, "_hivid_vocab_rules", None)
     if cached is None:
-        cached = tokenizer.batch_decode([[i] for i in range(len(tokenizer))])
-        tokenizer._hivid_decoded = cached  # type: ignore[attr-defined]
-    return list(cached)
+        decoded = tokenizer.batch_decode([[i] for i in range(len(tokenizer))])
+        cached = (word_token_ids(decoded), span_tokens(decoded))
+        tokenizer._hivid_vocab_rules = cached  # type: ignore[attr-defined]
+    return cached  # type: ignore[no-any-return]
 
 
 def sample_duration(sample: Mapping[str, Any]) -> float:
