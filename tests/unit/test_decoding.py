@@ -1,5 +1,5 @@
-"""Constrained decoding's processors: allowed tokens only, no word token right after itself, and
-times only inside ``[<time>-<time>]`` spans."""
+"""Constrained decoding's processors: allowed tokens only, no word token right after itself, no
+n-gram twice in one title or summary, and times only inside ``[<time>-<time>]`` spans."""
 
 from __future__ import annotations
 
@@ -8,7 +8,9 @@ import torch
 from hivid.models.decoding import (
     AllowedTokens,
     NoImmediateRepeat,
+    NoRepeatInSegment,
     SpanGrammar,
+    segment_break_ids,
     span_tokens,
     word_token_ids,
 )
@@ -35,6 +37,39 @@ def test_allowed_tokens_mask_every_other_id() -> None:
     )
     assert torch.isfinite(out[0, [0, 3]]).all()
     assert (out[0, [1, 2, 4]] == float("-inf")).all()
+
+
+SEG_VOCAB = [" Glow", " Cream", " the", " |", "\n", " for", " $", "<t="]
+
+
+def test_no_ngram_twice_in_one_segment() -> None:
+    breaks = segment_break_ids(SEG_VOCAB)
+    assert breaks.tolist() == [3, 4]
+    proc = NoRepeatInSegment(3, breaks)
+    glow, cream, the, bar, nl = 0, 1, 2, 3, 4
+    scores = torch.zeros(1, len(SEG_VOCAB))
+
+    def banned(ids: list[int]) -> list[int]:
+        out = proc(torch.tensor([ids]), scores)[0]
+        return (out == float("-inf")).nonzero().flatten().tolist()
+
+    # "the Glow Cream the Glow" -> "Cream" would repeat the 3-gram "the Glow Cream"
+    assert banned([the, glow, cream, the, glow]) == [cream]
+    assert banned([the, glow, cream, the]) == []  # "the Glow" alone has not repeated yet
+    # The same words after a "|" (the summary) or a new line start a new segment.
+    assert banned([the, glow, cream, bar, the, glow]) == []
+    assert banned([the, glow, cream, nl, the, glow]) == []
+    # Two earlier occurrences ban both continuations.
+    assert banned([the, glow, cream, the, glow, the, the, glow]) == [cream, the]
+    assert torch.equal(scores, torch.zeros(1, len(SEG_VOCAB)))  # not changed in place
+
+
+def test_no_repeat_leaves_a_fully_forbidden_row_alone() -> None:
+    proc = NoRepeatInSegment(2, torch.tensor([4]))
+    scores = torch.tensor([[0.0, float("-inf")]])
+    assert torch.equal(proc(torch.tensor([[0, 0]]), scores), scores)  # banning 0 leaves nothing
+    ok = proc(torch.tensor([[1, 0]]), torch.zeros(1, 2))
+    assert torch.isfinite(ok).all()
 
 
 SPAN_VOCAB = ["[", "0.0s", "-", "8.0s", "]", " Glow", " 6", "\n", "12.5s", "<t="]

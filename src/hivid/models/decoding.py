@@ -1,7 +1,8 @@
 """Constrained decoding for ``HiVidNarrator.generate``: only tokens of the target grammar and of the
 video's own input may be emitted (see ``hivid.models.sequence``), no word token right after
-itself (a small model's commonest failure: "the Orvana Orvana Orvana", "$ $ $"), and times only
-inside ``[<time>-<time>]`` spans.
+itself (a small model's commonest failure: "the Orvana Orvana Orvana", "$ $ $"), no n-gram twice
+in one title or summary ("Glow Cream Glow Cream Glow Cream"), and times only inside
+``[<time>-<time>]`` spans.
 """
 
 from __future__ import annotations
@@ -51,6 +52,49 @@ def word_token_ids(decoded: list[str]) -> torch.Tensor:
     return torch.tensor(
         [i for i, t in enumerate(decoded) if t.strip() and not t.strip().isdigit()],
         dtype=torch.long,
+    )
+
+
+class NoRepeatInSegment(LogitsProcessor):
+    """Logits processor: no token ``n``-gram twice within one segment of the text generated so far.
+
+    A segment ends at a token in ``breaks`` (a newline or the ``|`` between a title and its
+    summary), so "the Sport Bottle for $36.00" may return in the summary of its chapter and "The
+    presenter" in every chapter, while a loop inside one title or summary ("Glow Cream Glow Cream
+    Glow Cream", which a copy head falls into: every copied name token points back at the name) is
+    cut after its first repeat. When every token is already forbidden, the row is left as it was.
+    """
+
+    def __init__(self, n: int, breaks: torch.Tensor) -> None:
+        if n < 2:
+            raise ValueError(f"n must be >= 2, got {n}")
+        self.n = n
+        self.breaks = set(breaks.tolist())
+
+    def _banned(self, ids: list[int]) -> list[int]:
+        start = max((i + 1 for i, t in enumerate(ids) if t in self.breaks), default=0)
+        seg, k = ids[start:], self.n - 1
+        if len(seg) < k:
+            return []
+        prefix = seg[len(seg) - k :]
+        return [seg[i + k] for i in range(len(seg) - k) if seg[i : i + k] == prefix]
+
+    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+        out = scores.clone()
+        for b in range(scores.shape[0]):
+            banned = [t for t in self._banned(input_ids[b].tolist()) if t < scores.shape[-1]]
+            if banned:
+                row = out[b].clone()
+                row[banned] = float("-inf")
+                if bool(torch.isfinite(row).any()):
+                    out[b] = row
+        return out
+
+
+def segment_break_ids(decoded: list[str]) -> torch.Tensor:
+    """Ids of the tokens that end a ``NoRepeatInSegment`` segment: a newline or a ``|`` in them."""
+    return torch.tensor(
+        [i for i, t in enumerate(decoded) if "\n" in t or "|" in t], dtype=torch.long
     )
 
 

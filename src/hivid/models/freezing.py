@@ -14,7 +14,15 @@ from hivid.models.options import is_lora_parameter
 
 STAGE2_TRAINABLE = ("compressor", "time_encoder")
 """Top-level submodules stage 2 trains."""
-STAGE2_FROZEN = ("vision", "projector", "projector_aux", "clip_position", "frame_change", "llm")
+STAGE2_FROZEN = (
+    "vision",
+    "projector",
+    "projector_aux",
+    "clip_position",
+    "frame_change",
+    "copy_head",
+    "llm",
+)
 """Top-level submodules stage 2 keeps frozen (and in eval mode)."""
 
 

@@ -43,6 +43,7 @@ from hivid.configbase import ConfigError, from_mapping, require, to_dict
 from hivid.models.compressor import SPACompressor, SPACompressorConfig
 from hivid.models.options import (
     ClipPositionEmbedding,
+    CopyHead,
     FrameChangeEmbedding,
     NarratorOptions,
     add_lora,
@@ -56,6 +57,7 @@ HEAD_MODULES = (
     "projector_aux",
     "clip_position",
     "frame_change",
+    "copy_head",
     "compressor",
     "time_encoder",
 )
@@ -348,6 +350,7 @@ class HiVidNarrator(nn.Module):
         )
         bins = opts.frame_change_bins
         self.frame_change = FrameChangeEmbedding(bins, d) if bins else None
+        self.copy_head = CopyHead(d) if opts.copy_head else None
         if opts.lora_rank:
             add_lora(self.llm, opts)
         self.compressor: SPACompressor | None = None
@@ -496,9 +499,32 @@ class HiVidNarrator(nn.Module):
         ).last_hidden_state  # (B, T, D)
         target = labels[:, 1:]  # position t predicts token t + 1
         sel = target != IGNORE_INDEX  # (B, T - 1)
-        logits = self.llm.lm_head(hidden[:, :-1][sel])  # (K, V)
-        loss = F.cross_entropy(logits.float(), target[sel])
-        return CausalLMOutputWithPast(loss=loss, logits=logits)  # type: ignore[arg-type]
+        query = hidden[:, :-1][sel]  # (K, D)
+        logits = self.llm.lm_head(query)  # (K, V)
+        if self.copy_head is None:
+            loss = F.cross_entropy(logits.float(), target[sel])
+            return CausalLMOutputWithPast(loss=loss, logits=logits)  # type: ignore[arg-type]
+        # The copy sources are the input's text tokens; target tokens (labelled) never are.
+        src, src_ids = self._copy_sources(batch, mask)
+        src = src & (labels == IGNORE_INDEX)  # (B, T)
+        attn = self.copy_head.attention(hidden[:, :-1], self.copy_head.key(hidden), src)
+        rows = sel.nonzero()[:, 0]  # (K,): the batch row of each target position
+        logp = self.copy_head.log_probs(query, logits, attn[sel], src_ids[rows])
+        loss = F.nll_loss(logp, target[sel])
+        return CausalLMOutputWithPast(loss=loss, logits=logp)  # type: ignore[arg-type]
+
+    def _copy_sources(
+        self, batch: Mapping[str, torch.Tensor], mask: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, T) where the copy head may copy from, (B, T) the ids it copies there: the input's
+        text tokens (attended, not a visual or compressed slot) and, in stage 2, each T_e(i) slot
+        as frame i's timestamp token (``copy_ids``, ``encode_compressed_interleaved``)."""
+        ids = batch["input_ids"]
+        src = mask.bool() & ~batch["visual_mask"].bool()
+        if "copy_ids" in batch:
+            src = src | (mask.bool() & (batch["copy_ids"] != ids))
+            ids = batch["copy_ids"]
+        return src, ids
 
     @torch.no_grad()
     def generate(
@@ -518,11 +544,20 @@ class HiVidNarrator(nn.Module):
         """
         embeds = self.embed_inputs(batch)  # (B, T, D)
         mask = batch.get("attention_mask")
+        if self.copy_head is not None:
+            if mask is None:
+                mask = torch.ones(embeds.shape[:2], dtype=torch.long, device=embeds.device)
+            src, src_ids = self._copy_sources(batch, mask)  # (B, T): not the suffix
         if suffix_ids is not None and suffix_ids.shape[1]:
             extra = self.llm.get_input_embeddings()(suffix_ids)  # (B, K, D)
             embeds = torch.cat([embeds, extra.to(embeds.dtype)], dim=1)
             if mask is not None:
                 mask = torch.cat([mask, torch.ones_like(suffix_ids, dtype=mask.dtype)], dim=1)
+        if self.copy_head is not None:
+            assert mask is not None
+            return self._generate_copy(
+                embeds, mask, src_ids, src, max_new_tokens, eos_id, processors
+            )
         return self.llm.generate(  # type: ignore[return-value]
             inputs_embeds=embeds,
             attention_mask=mask,
@@ -533,6 +568,42 @@ class HiVidNarrator(nn.Module):
             pad_token_id=pad_id,
             logits_processor=processors,
         )
+
+    def _generate_copy(
+        self,
+        embeds: torch.Tensor,
+        mask: torch.Tensor,
+        src_ids: torch.Tensor,
+        src: torch.Tensor,
+        max_new_tokens: int,
+        eos_id: int,
+        processors: LogitsProcessorList | None,
+    ) -> torch.Tensor:
+        """Greedy decoding with the copy head's mixture (the LLM's KV cache, the source keys
+        computed once): (B, T, D) embeddings, (B, T) mask, (B, S) source ids and mask (S <= T,
+        the prompt) -> (B, new) ids, up to and including ``eos_id``, as ``llm.generate``."""
+        assert self.copy_head is not None
+        out = self.llm.model(inputs_embeds=embeds, attention_mask=mask, use_cache=True)
+        past, hidden = out.past_key_values, out.last_hidden_state  # (B, T, D)
+        keys = self.copy_head.key(hidden[:, : src_ids.shape[1]])  # (B, S, D)
+        embed = self.llm.get_input_embeddings()
+        new = src_ids.new_zeros((src_ids.shape[0], 0))  # (B, 0): processors see generated ids
+        h = hidden[:, -1]  # (B, D)
+        for _ in range(max_new_tokens):
+            attn = self.copy_head.attention(h[:, None], keys, src)[:, 0]  # (B, S)
+            logp = self.copy_head.log_probs(h, self.llm.lm_head(h), attn, src_ids)  # (B, V)
+            if processors is not None:
+                logp = processors(new, logp)  # type: ignore[arg-type]
+            nxt = logp.argmax(dim=-1, keepdim=True)  # (B, 1)
+            new = torch.cat([new, nxt], dim=1)
+            if bool((nxt == eos_id).all()):
+                break
+            mask = torch.cat([mask, torch.ones_like(nxt, dtype=mask.dtype)], dim=1)
+            out = self.llm.model(
+                inputs_embeds=embed(nxt), attention_mask=mask, past_key_values=past, use_cache=True
+            )
+            past, h = out.past_key_values, out.last_hidden_state[:, -1]
+        return new
 
 
 # --- building, saving, loading --------------------------------------------------------------------

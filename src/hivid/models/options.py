@@ -12,13 +12,18 @@
   asks for a word blanked out of a chapter summary; its loss is added with ``keyword_task_weight``.
 - Dual visual alignment (SVAD-VLM §4.3, eq. 11): samples whose ``source`` is ``auxiliary`` are
   projected by a second projector into their own embedding space.
+- Copy head (pointer-generator, See et al., ACL 2017): the next-token distribution mixes the LM
+  head's with an attention over the input's text tokens, so a name or a time said in the video is
+  copied whole rather than rebuilt from subwords the LM head finds likely.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from hivid.configbase import require
@@ -51,6 +56,9 @@ class NarratorOptions:
     """Weight of the keyword-generation auxiliary loss; 0 = off."""
     dual_alignment: bool = False
     """A second projector for samples whose ``source`` is ``auxiliary``."""
+    copy_head: bool = False
+    """Pointer-generator copy head (``CopyHead``) over the input's text tokens; trained in stage 1,
+    frozen in stage 2 with the rest of the stage-1 narrator."""
 
     def __post_init__(self) -> None:
         require(self.clip_position_bins >= 0, "options.clip_position_bins must be >= 0")
@@ -107,6 +115,50 @@ class FrameChangeEmbedding(nn.Module):
         first = level.new_full((x.shape[0], 1), self.bins)  # (B, 1): the video's first frame
         idx = torch.cat([first, level], dim=1)  # (B, N)
         return self.embed(idx) * mask[..., None].to(self.embed.weight.dtype)  # (B, N, D)
+
+
+class CopyHead(nn.Module):
+    """Pointer-generator output (See et al., ACL 2017, eq. 8-9) over the LLM's last hidden states.
+
+    p(w) = g * p_lm(w) + (1 - g) * sum_{s: id_s = w} a_s, with a = softmax(q_t . k_s / sqrt(D))
+    over the source positions s (the input's text tokens: prompt, timestamps, narration; never a
+    visual slot or the target) and g = sigmoid(w_g . h_t + b). A random-initialised LM head learns
+    to spell a rare product name only from many examples; attending to where the name was said
+    copies it token by token (the key of the name's next subword carries the one before it).
+    """
+
+    def __init__(self, dim: int) -> None:
+        super().__init__()
+        self.query = nn.Linear(dim, dim, bias=False)
+        self.key = nn.Linear(dim, dim, bias=False)
+        self.gate = nn.Linear(dim, 1)
+
+    def attention(
+        self, hidden: torch.Tensor, keys: torch.Tensor, src_mask: torch.Tensor
+    ) -> torch.Tensor:
+        """(B, Q, D) query states, (B, S, D) keys (``self.key`` of the source states), (B, S)
+        source mask -> (B, Q, S) copy attention a; a row without any source is all 0."""
+        q = self.query(hidden)  # (B, Q, D)
+        scores = torch.einsum("bqd,bsd->bqs", q, keys).float() / math.sqrt(q.shape[-1])
+        scores = scores.masked_fill(~src_mask.bool()[:, None, :], float("-inf"))  # (B, Q, S)
+        return torch.nan_to_num(torch.softmax(scores, dim=-1), nan=0.0)
+
+    def log_probs(
+        self,
+        hidden: torch.Tensor,
+        lm_logits: torch.Tensor,
+        attn: torch.Tensor,
+        src_ids: torch.Tensor,
+    ) -> torch.Tensor:
+        """(K, D) query states, (K, V) LM-head logits, (K, S) copy attention, (K, S) source token
+        ids -> (K, V) log p(w) of the mixture."""
+        copy = torch.zeros_like(lm_logits, dtype=torch.float32)  # (K, V)
+        copy.scatter_add_(1, src_ids, attn.float())
+        # g = sigmoid(gate), kept as a logit; a row with nothing to copy from generates (g = 1).
+        g = self.gate(hidden).float().masked_fill(attn.sum(-1, keepdim=True) <= 0, 1e4)  # (K, 1)
+        gen = F.logsigmoid(g) + F.log_softmax(lm_logits.float(), dim=-1)  # (K, V)
+        cop = F.logsigmoid(-g) + torch.log(copy.clamp_min(1e-30))
+        return torch.logaddexp(gen, cop.masked_fill(copy <= 0, float("-inf")))
 
 
 def consolidate(tokens: torch.Tensor, length: int) -> torch.Tensor:

@@ -32,6 +32,7 @@ video, and nothing can fall outside [0, duration].
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import math
 import re
@@ -95,6 +96,10 @@ class EncodedSequence:
     """True where ``input_ids`` holds the visual placeholder (replaced by an embedding)."""
     labels: list[int]
     """``IGNORE_INDEX`` except on the target tokens (and eos)."""
+    copy_ids: list[int] | None = None
+    """What the copy head (``options.copy_head``) copies at each position where that differs
+    from ``input_ids``: stage 2's T_e(i) slot stands for the timestamp token (``8.0s``) of the
+    frame it replaces, so a chapter's time can still be copied from it. None: ``input_ids``."""
 
 
 def timestamp_text(t: float) -> str:
@@ -216,12 +221,23 @@ def encode_compressed_interleaved(
     """
     vid = visual_token_id(tok)
     context: list[tuple[list[int], bool]] = [([vid] * scene_tokens, True)]
+    copies: list[tuple[int, int]] = []  # (context piece, timestamp token id) of each T_e(i)
     for item in interleave(frame_times, asr):
         if item.kind == "frame":  # T_e(i) and H_event(i) replace "<t=...>" and V_i
+            time = _encode(tok, timestamp_text(frame_times[item.index])[3:-1])  # "8.0s"
+            if len(time) == 1:
+                copies.append((len(context), time[0]))
             context.append(([vid] * tokens_per_frame, True))
         elif item.kind == "asr":
             context.append((_sentence(tok, asr[item.index]), False))
-    return _assemble(tok, context, target, prompt)
+    enc = _assemble(tok, context, target, prompt)
+    copy_ids = list(enc.input_ids)
+    begins = [1 + len(_encode(tok, prompt))]  # bos, prompt: where each context piece begins
+    for ids, _ in context:
+        begins.append(begins[-1] + len(ids))
+    for index, time_id in copies:
+        copy_ids[begins[index]] = time_id  # T_e(i) is the first of frame i's 1 + E slots
+    return dataclasses.replace(enc, copy_ids=copy_ids)
 
 
 def encode_asr(tok: PreTrainedTokenizerBase, asr: Sequence[Mapping[str, Any]]) -> list[int]:

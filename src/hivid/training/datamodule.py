@@ -225,6 +225,8 @@ def prepare_sample(
                 "kw_visual_mask": torch.tensor(kw.visual_mask, dtype=torch.bool),
                 "kw_labels": torch.tensor(kw.labels, dtype=torch.long),
             }
+    if enc.copy_ids is not None:
+        extra["copy_ids"] = torch.tensor(enc.copy_ids, dtype=torch.long)
     return {
         **extra,
         "video_id": str(record["video_id"]),
@@ -269,6 +271,8 @@ def collate(samples: Sequence[Mapping[str, Any]], pad_id: int) -> dict[str, Any]
             ids[i, : s["time_ids"].shape[0], : s["time_ids"].shape[1]] = s["time_ids"]
         kw["time_mask"] = ids >= 0  # (B, N, K)
         kw["time_ids"] = ids.clamp_min(0).masked_fill(ids < 0, pad_id)  # (B, N, K)
+    if all("copy_ids" in s for s in samples):
+        kw["copy_ids"] = _pad([s["copy_ids"] for s in samples], pad_id)  # (B, T)
     lengths = torch.tensor([s["input_ids"].shape[0] for s in samples])
     n_frames = torch.tensor([s["frame_times"].shape[0] for s in samples])
     n_asr = torch.tensor([s["asr_ids"].shape[0] for s in samples])

@@ -14,8 +14,10 @@ from transformers.generation import LogitsProcessorList
 from hivid.models.decoding import (
     AllowedTokens,
     NoImmediateRepeat,
+    NoRepeatInSegment,
     SpanGrammar,
     SpanTokens,
+    segment_break_ids,
     span_tokens,
     word_token_ids,
 )
@@ -23,6 +25,8 @@ from hivid.models.narrator import HiVidNarrator
 from hivid.models.sequence import contiguous_chapters, ground_chapters, parse_chapters
 from hivid.training.datamodule import collate, prepare_sample, select_frames
 
+REPEAT_NGRAM = 4
+"""No token 4-gram twice within one title, summary or TCoT line (``NoRepeatInSegment``)."""
 CHAPTER_SHARE = 0.3
 """Share of the token budget kept for the chapters when the TCoT runs long (thinking budget)."""
 
@@ -51,8 +55,9 @@ def generate_chapters(
     ``stats``, when given, receives ``llm_input_tokens`` (the prompt length the LLM reads).
     ``constrained``: decode only tokens of the grammar, the caption vocabulary and this video's own
     input (its frame timestamps and narration, ``allowed_token_ids``): times come from the frames,
-    names from what was said, never from another video remembered from training; and no word
-    token right after itself (``NoImmediateRepeat``).
+    names from what was said, never from another video remembered from training; no word
+    token right after itself (``NoImmediateRepeat``); no token 4-gram twice in one title, summary
+    or TCoT line (``NoRepeatInSegment``).
     """
     model.eval()
     prepared = prepare_sample(sample, dataset_dir, tokenizer, model.input_spec(), with_target=False)
@@ -67,8 +72,12 @@ def generate_chapters(
     allowed = None
     if constrained:
         ids_ok = allowed_token_ids(tokenizer, prepared, sample.get("asr") or ()).to(device)
-        words, spans = _vocab_rules(tokenizer)
-        rules = [AllowedTokens(ids_ok), NoImmediateRepeat(words)]
+        words, spans, breaks = _vocab_rules(tokenizer)
+        rules = [
+            AllowedTokens(ids_ok),
+            NoImmediateRepeat(words),
+            NoRepeatInSegment(REPEAT_NGRAM, breaks),
+        ]
         if spans is not None:
             rules.append(SpanGrammar(spans))
         allowed = LogitsProcessorList(rules)
@@ -96,13 +105,15 @@ def generate_chapters(
     return text, contiguous_chapters(chapters, duration)
 
 
-def _vocab_rules(tokenizer: PreTrainedTokenizerBase) -> tuple[torch.Tensor, SpanTokens | None]:
-    """``word_token_ids`` and ``span_tokens`` of the tokenizer, built once per tokenizer object
-    (they scan the whole vocabulary; every video generated reuses them)."""
+def _vocab_rules(
+    tokenizer: PreTrainedTokenizerBase,
+) -> tuple[torch.Tensor, SpanTokens | None, torch.Tensor]:
+    """``word_token_ids``, ``span_tokens`` and ``segment_break_ids`` of the tokenizer, built once
+    per tokenizer object (they scan the whole vocabulary; every video generated reuses them)."""
     cached = getattr(tokenizer, "_hivid_vocab_rules", None)
     if cached is None:
         decoded = tokenizer.batch_decode([[i] for i in range(len(tokenizer))])
-        cached = (word_token_ids(decoded), span_tokens(decoded))
+        cached = (word_token_ids(decoded), span_tokens(decoded), segment_break_ids(decoded))
         tokenizer._hivid_vocab_rules = cached  # type: ignore[attr-defined]
     return cached  # type: ignore[no-any-return]
 
