@@ -507,9 +507,24 @@ class HiVidNarrator(nn.Module):
         # The copy sources are the input's text tokens; target tokens (labelled) never are.
         src, src_ids = self._copy_sources(batch, mask)
         src = src & (labels == IGNORE_INDEX)  # (B, T)
-        attn = self.copy_head.attention(hidden[:, :-1], self.copy_head.key(hidden), src)
-        rows = sel.nonzero()[:, 0]  # (K,): the batch row of each target position
-        logp = self.copy_head.log_probs(query, logits, attn[sel], src_ids[rows])
+        # Only the source positions are keys (text, not the ~10x more visual slots) and only the
+        # K target positions are queries: (K, S) scores instead of (B, T, T).
+        n_src = int(src.sum(1).max())
+        pos = torch.argsort((~src).to(torch.int8), dim=1, stable=True)[:, :n_src]  # (B, S)
+        d = hidden.shape[-1]
+        keys = self.copy_head.key(torch.gather(hidden, 1, pos[..., None].expand(-1, -1, d)))
+        rows = sel.nonzero()[:, 0]  # (K,): the batch row of each target position, ascending
+        src_pos = torch.gather(src, 1, pos)  # (B, S)
+        attn = torch.cat(
+            [
+                self.copy_head.attention(
+                    query[rows == b][None], keys[b : b + 1], src_pos[b : b + 1]
+                )[0]
+                for b in range(hidden.shape[0])
+            ]
+        )  # (K, S), one row's queries against that row's keys (no (K, S, D) copy of the keys)
+        ids = torch.gather(src_ids, 1, pos)[rows]  # (K, S)
+        logp = self.copy_head.log_probs(query, logits, attn, ids)
         loss = F.nll_loss(logp, target[sel])
         return CausalLMOutputWithPast(loss=loss, logits=logp)  # type: ignore[arg-type]
 
