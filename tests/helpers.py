@@ -8,13 +8,16 @@ import threading
 from collections.abc import Iterator
 from contextlib import closing, contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from hivid.data.faults import write_clip
 from hivid.data.mp4 import write_mp4
+
+if TYPE_CHECKING:
+    from hivid.models.narrator import HiVidNarrator
 
 Scene = tuple[float, tuple[int, int, int]] | tuple[float, tuple[int, int, int], str]
 """(seconds, background rgb) or (seconds, background rgb, on-screen text)."""
@@ -136,6 +139,36 @@ TINY_PARAMS: dict[str, Any] = {
 }
 """Tiny settings of the same classes the demo uses: 2 short videos, the fast English Whisper, a
 handful of optimizer steps (``params.yaml`` overrides of a test workspace)."""
+
+
+def corpus_tokenizer(data: Path) -> Any:
+    """A 400-token BPE trained on the training texts of a ``make_dataset`` directory."""
+    from hivid.models.tokenizer import train_bpe_tokenizer
+    from hivid.training.datamodule import corpus_texts, read_split
+
+    return train_bpe_tokenizer(list(corpus_texts(read_split(data, "train"))) * 3, 400)
+
+
+def tiny_narrator(tok: Any, work_dir: Path, **options: Any) -> HiVidNarrator:
+    """The ``tiny`` preset with ``model.options`` overrides, seeded (same weights every call)."""
+    import torch
+
+    from hivid.models.narrator import create_narrator, narrator_config
+
+    torch.manual_seed(0)
+    return create_narrator(narrator_config("tiny", {"options": options}), tok, work_dir)
+
+
+def train_batch(
+    model: HiVidNarrator, tok: Any, data: Path, n: int = 2, **extra: Any
+) -> dict[str, Any]:
+    """The first ``n`` training records of ``data`` (``extra`` set in each), prepared for
+    ``model``'s stage and collated."""
+    from hivid.training.datamodule import collate, prepare_sample, read_split
+
+    recs = [dict(r, **extra) for r in read_split(data, "train")[:n]]
+    samples = [prepare_sample(r, data, tok, model.input_spec()) for r in recs]
+    return collate(samples, int(tok.pad_token_id))
 
 
 # ---------------------------------------------------------------------------------------------

@@ -12,15 +12,11 @@ from hivid.models.freezing import apply_stage_freezing, trainable_parameter_name
 from hivid.models.narrator import (
     IGNORE_INDEX,
     HiVidNarrator,
-    create_narrator,
     load_narrator,
-    narrator_config,
     save_narrator,
 )
 from hivid.models.options import CopyHead
-from hivid.models.tokenizer import train_bpe_tokenizer
-from hivid.training.datamodule import collate, prepare_sample
-from tests.helpers import make_dataset
+from tests.helpers import corpus_tokenizer, make_dataset, tiny_narrator, train_batch
 
 
 @pytest.fixture(scope="module")
@@ -30,21 +26,15 @@ def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def tok(data: Path) -> Any:
-    from hivid.training.datamodule import corpus_texts, read_split
-
-    return train_bpe_tokenizer(list(corpus_texts(read_split(data, "train"))) * 3, 400)
+    return corpus_tokenizer(data)
 
 
 def build(tok: Any, tmp: Path, copy_head: bool = True) -> HiVidNarrator:
-    torch.manual_seed(0)
-    return create_narrator(narrator_config("tiny", {"options": {"copy_head": copy_head}}), tok, tmp)
+    return tiny_narrator(tok, tmp, copy_head=copy_head)
 
 
 def batch_for(model: HiVidNarrator, tok: Any, data: Path, n: int = 2) -> dict[str, Any]:
-    from hivid.training.datamodule import read_split
-
-    samples = [prepare_sample(r, data, tok, model.input_spec()) for r in read_split(data, "train")]
-    return collate(samples[:n], int(tok.pad_token_id))
+    return train_batch(model, tok, data, n)
 
 
 def copy_only(model: HiVidNarrator) -> None:

@@ -131,7 +131,8 @@ def test_encode_compressed_interleaved_keeps_the_narration(tok: PreTrainedTokeni
     assert "<t=" not in tok.decode(enc.input_ids[:first])  # T_e(i) replaces the timestamp text
     # The copy head copies frame i's timestamp token from T_e(i), the first of its 1 + E slots.
     assert enc.copy_ids is not None and len(enc.copy_ids) == len(enc.input_ids)
-    changed = [i for i, (a, b) in enumerate(zip(enc.input_ids, enc.copy_ids)) if a != b]
+    pairs = zip(enc.input_ids, enc.copy_ids, strict=True)
+    changed = [i for i, (a, b) in enumerate(pairs) if a != b]
     slots = [i for i, v in enumerate(enc.visual_mask) if v]
     assert changed == [slots[4], slots[6], slots[8]]  # after the 4 scene tokens, every 2nd
     assert [tok.decode([enc.copy_ids[i]]) for i in changed] == ["0.0s", "2.0s", "4.0s"]

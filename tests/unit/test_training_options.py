@@ -12,17 +12,14 @@ import torch
 from hivid.models.freezing import apply_stage_freezing, trainable_parameter_names
 from hivid.models.narrator import (
     HiVidNarrator,
-    create_narrator,
     load_narrator,
     narrator_config,
     save_narrator,
 )
 from hivid.models.options import NarratorOptions, consolidate
 from hivid.models.sequence import keyword_example
-from hivid.models.tokenizer import train_bpe_tokenizer
-from hivid.training.datamodule import collate, prepare_sample
 from hivid.training.module import NarratorLightningModule
-from tests.helpers import make_dataset
+from tests.helpers import corpus_tokenizer, make_dataset, tiny_narrator, train_batch
 
 
 @pytest.fixture(scope="module")
@@ -32,23 +29,15 @@ def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def tok(data: Path) -> Any:
-    from hivid.training.datamodule import corpus_texts, read_split
-
-    return train_bpe_tokenizer(list(corpus_texts(read_split(data, "train"))) * 3, 400)
+    return corpus_tokenizer(data)
 
 
 def build(tok: Any, tmp: Path, **opts: Any) -> HiVidNarrator:
-    cfg = narrator_config("tiny", {"options": opts})
-    torch.manual_seed(0)
-    return create_narrator(cfg, tok, tmp)
+    return tiny_narrator(tok, tmp, **opts)
 
 
 def batch_for(model: HiVidNarrator, tok: Any, data: Path, **extra: Any) -> dict[str, Any]:
-    from hivid.training.datamodule import read_split
-
-    recs = [dict(r, **extra) for r in read_split(data, "train")[:2]]
-    samples = [prepare_sample(r, data, tok, model.input_spec()) for r in recs]
-    return collate(samples, int(tok.pad_token_id))
+    return train_batch(model, tok, data, **extra)
 
 
 def test_defaults_are_off() -> None:
