@@ -80,8 +80,28 @@ def test_long_run_on_sentences_split_at_longest_clause_pause() -> None:
         "meet this,",
         "the fix.",
     ]
-    no_commas = [_w(" a", 0.0, 5.0), _w(" b.", 5.0, 10.0)]
-    assert len(split_sentences(no_commas, max_sentence_s=2.0)) == 1
+    no_break = [_w(" a", 0.0, 5.0), _w(" b.", 5.0, 10.0)]  # no comma, no pause
+    assert len(split_sentences(no_break, max_sentence_s=2.0)) == 1
+
+
+def test_unpunctuated_narration_split_at_its_longest_pauses() -> None:
+    # Whisper sometimes writes a whole narration without punctuation: split at the pauses.
+    words = [
+        _w(" five", 0.0, 1.0),
+        _w(" stars", 1.0, 2.0),
+        _w(" The", 3.2, 4.0),  # 1.2 s pause
+        _w(" Glow", 4.0, 5.0),
+        _w(" Cream", 5.2, 6.0),  # 0.2 s: under MIN_PAUSE_S, not a cut
+        _w(" sold", 6.0, 7.0),
+        _w(" out", 7.5, 8.0),  # 0.5 s pause
+        _w(" today", 8.0, 9.0),
+    ]
+    assert [s["text"] for s in split_sentences(words, max_sentence_s=5.0)] == [
+        "five stars",
+        "The Glow Cream sold",
+        "out today",
+    ]
+    assert len(split_sentences(words, max_sentence_s=10.0)) == 1  # short enough: kept whole
 
 
 def test_split_sentences_cjk_and_quotes() -> None:

@@ -26,7 +26,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from hivid.annotate.config import ASRConfig
+from hivid.annotate.config import MIN_PAUSE_S, ASRConfig
 from hivid.annotate.model_resolve import ResolvedModel, resolve_asr_model
 
 log = logging.getLogger(__name__)
@@ -115,14 +115,19 @@ _CLAUSE_END = ",;:，；：、"
 
 def split_long(words: list[dict[str, Any]], max_s: float) -> list[list[dict[str, Any]]]:
     """Split a word run longer than ``max_s`` seconds at the clause break (comma etc.) followed by
-    the longest pause, recursively; runs without a clause break stay whole."""
+    the longest pause, recursively. A run without a clause break (Whisper sometimes writes a whole
+    narration without punctuation: "...5 stars The Zenthe Glow Cream sold out...") is split at its
+    longest pause of at least ``MIN_PAUSE_S``; a run without either stays whole."""
     if len(words) < 2 or float(words[-1]["end"]) - float(words[0]["start"]) <= max_s:
         return [words]
-    cuts = [
-        (float(words[i + 1]["start"]) - float(words[i]["end"]), i)
-        for i in range(len(words) - 1)
-        if str(words[i]["word"]).strip().rstrip(_CLOSERS)[-1:] in _CLAUSE_END
+    gaps = [
+        (float(words[i + 1]["start"]) - float(words[i]["end"]), i) for i in range(len(words) - 1)
     ]
+    cuts = [
+        (gap, i)
+        for gap, i in gaps
+        if str(words[i]["word"]).strip().rstrip(_CLOSERS)[-1:] in _CLAUSE_END
+    ] or [(gap, i) for gap, i in gaps if gap >= MIN_PAUSE_S]
     if not cuts:
         return [words]
     _, i = max(cuts)

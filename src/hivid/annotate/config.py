@@ -24,6 +24,11 @@ STEPS: tuple[str, ...] = ("asr", "frames", "correction", "chapters")
 """The sub-steps of one video, in the order they run."""
 
 
+MIN_PAUSE_S = 0.3
+"""An over-long word run without a clause break is split at its longest pause of at least this
+(``hivid.annotate.asr.split_long``); hashed into the ASR cache key."""
+
+
 @dataclass(frozen=True)
 class ASRConfig:
     """The ASR sub-step and its backend (from ``annotate.asr_*`` and the whisper knobs)."""
@@ -66,6 +71,7 @@ class ASRConfig:
             "language": self.language,
             "beam_size": self.beam_size,
             "max_sentence_s": self.max_sentence_s,
+            "min_pause_s": MIN_PAUSE_S,  # how an unpunctuated run is split (hivid.annotate.asr)
             "vad_method": self.vad_method if whisperx else None,
             "align": self.align if whisperx else None,
             "align_model": self.align_model if whisperx else None,
