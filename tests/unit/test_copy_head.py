@@ -15,7 +15,7 @@ from hivid.models.narrator import (
     load_narrator,
     save_narrator,
 )
-from hivid.models.options import CopyHead
+from hivid.models.options import FOLLOW_INIT, CopyHead, follow_mask, previous_ids
 from tests.helpers import corpus_tokenizer, make_dataset, tiny_narrator, train_batch
 
 
@@ -166,3 +166,47 @@ def test_stages_save_and_load(tok: Any, data: Path, tmp_path: Path) -> None:
     assert times and all(t.endswith("s") and t[:-1].replace(".", "").isdigit() for t in times)
     plain = build(tok, tmp_path / "plain", copy_head=False)
     assert plain.copy_head is None
+
+
+def test_follow_bonus_raises_the_source_after_the_token_just_written() -> None:
+    head = CopyHead(4, follow=True)
+    with torch.no_grad():
+        head.query.weight.zero_()  # equal scores: only the bonus tells the sources apart
+    keys, src = torch.randn(1, 4, 4), torch.ones(1, 4, dtype=torch.bool)
+    prev = previous_ids(torch.tensor([[7, 3, 8, 3]]))  # (1, S): [-1, 7, 3, 8]
+    follows = follow_mask(prev, torch.tensor([[3]]))  # the query holds token 3
+    assert follows.tolist() == [[[False, False, True, False]]]  # position 2 comes after a 3
+    a = head.attention(torch.randn(1, 1, 4), keys, src, follows)[0, 0]
+    assert torch.isclose(a[2] / a[0], torch.exp(torch.tensor(FOLLOW_INIT)))
+    assert torch.isclose(a[0], a[1]) and torch.isclose(a[0], a[3])
+    plain = CopyHead(4)  # without follow the mask changes nothing
+    with torch.no_grad():
+        plain.query.weight.zero_()
+    uniform = plain.attention(torch.randn(1, 1, 4), keys, src, follows)
+    assert torch.allclose(uniform, torch.full((1, 1, 4), 0.25))
+
+
+def test_follow_decoding_scores_each_step_as_training_does(
+    tok: Any, data: Path, tmp_path: Path
+) -> None:
+    model = tiny_narrator(tok, tmp_path / "f", copy_head=True, copy_follow=True)
+    assert model.copy_head is not None and model.copy_head.follow is not None
+    with torch.no_grad():
+        model.copy_head.follow.fill_(4.0)
+        model.copy_head.gate.bias.fill_(-2.0)  # copy a lot, so the bonus decides tokens
+    model.eval()
+    b = batch_for(model, tok, data, n=1)
+    with torch.no_grad():
+        logp = model(b).logits  # (K, V): row j predicts the j-th target token
+    first = int((b["labels"][0] != IGNORE_INDEX).nonzero()[0])
+    n_tok = b["input_ids"].shape[1]
+    prompt = {
+        k: v[:, :first] if isinstance(v, torch.Tensor) and v.dim() == 2 and v.shape[1] == n_tok
+        else v
+        for k, v in b.items()
+    }  # fmt: skip
+    eos, pad = int(tok.eos_token_id), int(tok.pad_token_id)
+    for j in (0, 1, 5, 9):
+        suffix = b["input_ids"][:, first : first + j]
+        got = model.generate(prompt, 1, eos, pad, suffix)  # the KV loop's first step
+        assert got.tolist() == [[int(logp[j].argmax())]], j

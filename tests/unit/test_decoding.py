@@ -7,9 +7,11 @@ import torch
 
 from hivid.models.decoding import (
     AllowedTokens,
+    ChapterGrammar,
     NoImmediateRepeat,
     NoRepeatInSegment,
     SpanGrammar,
+    chapter_tokens,
     segment_break_ids,
     span_tokens,
     word_token_ids,
@@ -110,3 +112,50 @@ def test_span_grammar_writes_times_only_inside_spans() -> None:
 
 def test_span_grammar_needs_its_three_tokens() -> None:
     assert span_tokens(["[", "-", "0.0s"]) is None
+
+
+CH_VOCAB = ["[", "0.0s", "-", "8.0s", "]", " Glow", " |", "\n", "16.0s", "<chapters>",
+            "</chapters>", "<eos>", "4.0s"]  # fmt: skip
+OPEN, T0, DASH, T8, CLOSE, GLOW, BAR, NL, T16, BEGIN, END, EOS, T4 = range(len(CH_VOCAB))
+
+
+def test_chapter_grammar_tiles_the_frames_with_parseable_lines() -> None:
+    spans, marks = span_tokens(CH_VOCAB), chapter_tokens(CH_VOCAB)
+    assert spans is not None and marks is not None
+    assert marks.seconds == {T0: 0.0, T8: 8.0, T16: 16.0, T4: 4.0}
+    # The model read frames at 0, 8 and 16 s ("4.0s" is a time of another video).
+    proc = ChapterGrammar(marks, spans, [0.0, 8.0, 16.0], eos=EOS)
+
+    def ok(ids: list[int]) -> list[int]:
+        out = proc(torch.tensor([ids], dtype=torch.long).view(1, -1), torch.zeros(1, 13))
+        return torch.isfinite(out[0]).nonzero().flatten().tolist()
+
+    everything = list(range(len(CH_VOCAB)))
+    assert ok([GLOW, NL]) == everything  # before <chapters> (the TCoT): no rule
+    assert ok([BEGIN, NL]) == [OPEN]  # the first line opens a span, the chapters cannot close
+    assert ok([BEGIN, NL, OPEN]) == [T0]  # ... that starts at the first frame
+    assert ok([BEGIN, NL, OPEN, T0, DASH]) == [T8, T16]  # a later frame of this video
+    line = [BEGIN, NL, OPEN, T0, DASH, T8, CLOSE]
+    no_end = [i for i in everything if i not in (NL, END, EOS)]
+    assert ok(line) == [i for i in no_end if i != BAR]  # a title first, not "|"
+    assert ok([*line, GLOW]) == no_end  # no line end before the "|"
+    assert ok([*line, GLOW, BAR]) == [i for i in no_end if i != BAR]  # a summary, one "|"
+    assert ok([*line, GLOW, BAR, GLOW]) == [i for i in everything if i != BAR]
+    done = [*line, GLOW, BAR, GLOW, NL]
+    assert ok(done) == [OPEN, END]  # another chapter or the end
+    assert ok([*done, OPEN]) == [T8]  # it starts where the one before ended
+    last = [*done, OPEN, T8, DASH, T16, CLOSE, GLOW, BAR, GLOW, NL]
+    assert ok(last) == [END]  # a chapter ended at the last frame: close
+    assert ok([*last, END]) == everything  # after </chapters>: no rule
+    # A forced "<chapters>\n" before the generated ids counts as context.
+    forced = ChapterGrammar(marks, spans, [0.0, 8.0, 16.0], prefix=[BEGIN, NL], eos=EOS)
+    out = forced(torch.zeros(1, 0, dtype=torch.long), torch.zeros(1, 13))
+    assert torch.isfinite(out[0]).nonzero().flatten().tolist() == [OPEN]
+    # What the grammar asks for is already forbidden: the step is left unchanged.
+    blocked = torch.zeros(1, 13)
+    blocked[0, OPEN] = float("-inf")
+    assert torch.equal(proc(torch.tensor([[BEGIN, NL]]), blocked), blocked)
+
+
+def test_chapter_grammar_needs_both_markers() -> None:
+    assert chapter_tokens(["<chapters>", "[", "-", "]"]) is None

@@ -176,3 +176,135 @@ class SpanGrammar(LogitsProcessor):
     def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
         rows = [self._step(input_ids[b].tolist(), scores[b]) for b in range(scores.shape[0])]
         return torch.stack(rows)
+
+
+@dataclass(frozen=True)
+class ChapterTokens:
+    """Token ids of the chapter-line grammar (``chapter_tokens``)."""
+
+    begin: int
+    """The ``<chapters>`` marker token."""
+    end: int
+    """The ``</chapters>`` marker token."""
+    pipes: torch.Tensor
+    """Tokens holding the ``|`` between a title and its summary."""
+    newlines: torch.Tensor
+    """Tokens holding a newline (a line ends in them)."""
+    seconds: dict[int, float]
+    """Time token id -> its time in seconds (``8.0s`` -> 8.0)."""
+
+
+def chapter_tokens(decoded: list[str]) -> ChapterTokens | None:
+    """The chapter grammar's tokens of a vocabulary; None without single ``<chapters>`` and
+    ``</chapters>`` tokens (the grammar is then not enforced)."""
+    marks = {t: i for i, t in enumerate(decoded) if t in ("<chapters>", "</chapters>")}
+    if len(marks) < 2:
+        return None
+    return ChapterTokens(
+        begin=marks["<chapters>"],
+        end=marks["</chapters>"],
+        pipes=torch.tensor([i for i, t in enumerate(decoded) if "|" in t], dtype=torch.long),
+        newlines=torch.tensor([i for i, t in enumerate(decoded) if "\n" in t], dtype=torch.long),
+        seconds={i: float(t[:-1]) for i, t in enumerate(decoded) if _TIME.match(t)},
+    )
+
+
+class ChapterGrammar(LogitsProcessor):
+    """Logits processor: the chapters tile the frames the model read, one parseable line each.
+
+    Inside ``<chapters>``, as the training targets are written (``format_grounded_target``):
+    a line opens with ``[``; the first chapter starts at the first frame and every other one where
+    the one before ended; a chapter ends at a later frame of this video; its title is not empty
+    and a ``|`` (exactly one) separates it from a summary that is not empty either; neither the
+    line nor the chapters end (newline, ``</chapters>``, ``eos``) before that; once a chapter
+    ends at the last frame, ``</chapters>`` follows. Without it the small model writes lines that
+    no parser reads ("[5.0s-12.0s] Trying the Backpack.", no ``|``), chapters that overlap or run
+    backwards ("[17.0s-7.0s]") and ``<chapters>`` again and again. ``spans``: the ``[``, ``-``
+    and ``]`` tokens; ``frame_times``: the times of the frames the model read; ``prefix``: ids
+    already in the context before the generated ones (a forced ``<chapters>``). A row whose
+    allowed tokens are all -inf already is left as it was.
+    """
+
+    def __init__(
+        self,
+        tokens: ChapterTokens,
+        spans: SpanTokens,
+        frame_times: list[float],
+        prefix: list[int] | None = None,
+        eos: int | None = None,
+    ) -> None:
+        self.t, self.s = tokens, spans
+        self.eos = [] if eos is None else [eos]
+        self.prefix = list(prefix or [])
+        frames = {round(float(f), 1) for f in frame_times}
+        # time tokens of this video's frames, by time
+        self.times = sorted((v, i) for i, v in tokens.seconds.items() if round(v, 1) in frames)
+        self.first = min(frames) if frames else 0.0
+        self.last = max(frames) if frames else 0.0
+        self._pipes = set(tokens.pipes.tolist())
+        self._newlines = set(tokens.newlines.tolist())
+
+    def _span(self, line: list[int]) -> tuple[float, float] | None:
+        s, sec = self.s, self.t.seconds
+        if (
+            len(line) >= 5
+            and (line[0], line[2], line[4]) == (s.open, s.dash, s.close)
+            and line[1] in sec
+            and line[3] in sec
+        ):
+            return sec[line[1]], sec[line[3]]
+        return None
+
+    def _rule(self, ids: list[int]) -> tuple[list[int] | None, list[int]]:
+        """(only these tokens, or None; tokens banned) at the next step of ``ids``."""
+        if self.t.begin not in ids:
+            return None, []
+        region = ids[len(ids) - ids[::-1].index(self.t.begin) :]
+        if self.t.end in region:
+            return None, []
+        lines: list[list[int]] = [[]]
+        for i in region:
+            if i in self._newlines:
+                lines.append([])
+            else:
+                lines[-1].append(i)
+        done = [sp for sp in map(self._span, lines[:-1]) if sp is not None]
+        start = done[-1][1] if done else self.first
+        cur, s = lines[-1], self.s
+        if not cur:
+            if done and start >= self.last - 1e-6:
+                return [self.t.end], []
+            return ([s.open, self.t.end] if done else [s.open]), []
+        if cur[0] != s.open:
+            return None, []
+        if len(cur) == 1:
+            return [i for v, i in self.times if abs(v - start) < 1e-6] or None, []
+        if len(cur) == 2:
+            return [s.dash], []
+        if len(cur) == 3:
+            lo = self.t.seconds.get(cur[1], start)
+            return [i for v, i in self.times if v > lo + 1e-6] or None, []
+        if len(cur) == 4:
+            return [s.close], []
+        rest = cur[5:]
+        newline_and_end = [*self._newlines, self.t.end, *self.eos]
+        if not any(i in self._pipes for i in rest):
+            return None, [*newline_and_end, *(self._pipes if not rest else ())]
+        after = rest[[i in self._pipes for i in rest].index(True) + 1 :]
+        return None, [*self._pipes, *(newline_and_end if not after else ())]
+
+    def _step(self, ids: list[int], scores: torch.Tensor) -> torch.Tensor:
+        only, banned = self._rule(self.prefix + ids)
+        if only is not None:
+            out = torch.full_like(scores, float("-inf"))
+            keep = torch.tensor([i for i in only if i < scores.shape[-1]], dtype=torch.long)
+            out[keep] = scores[keep]
+        else:
+            out = scores.clone()
+            ban = torch.tensor([i for i in banned if i < scores.shape[-1]], dtype=torch.long)
+            out[ban] = float("-inf")
+        return out if bool(torch.isfinite(out).any()) else scores
+
+    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+        rows = [self._step(input_ids[b].tolist(), scores[b]) for b in range(scores.shape[0])]
+        return torch.stack(rows)

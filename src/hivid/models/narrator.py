@@ -48,7 +48,9 @@ from hivid.models.options import (
     NarratorOptions,
     add_lora,
     consolidate,
+    follow_mask,
     merged_state_dict,
+    previous_ids,
 )
 from hivid.models.time_encoder import GRUTimeEncoder, TimeEncoderConfig
 
@@ -350,7 +352,7 @@ class HiVidNarrator(nn.Module):
         )
         bins = opts.frame_change_bins
         self.frame_change = FrameChangeEmbedding(bins, d) if bins else None
-        self.copy_head = CopyHead(d) if opts.copy_head else None
+        self.copy_head = CopyHead(d, follow=opts.copy_follow) if opts.copy_head else None
         if opts.lora_rank:
             add_lora(self.llm, opts)
         self.compressor: SPACompressor | None = None
@@ -515,10 +517,15 @@ class HiVidNarrator(nn.Module):
         keys = self.copy_head.key(torch.gather(hidden, 1, pos[..., None].expand(-1, -1, d)))
         rows = sel.nonzero()[:, 0]  # (K,): the batch row of each target position, ascending
         src_pos = torch.gather(src, 1, pos)  # (B, S)
+        prev = torch.gather(previous_ids(src_ids), 1, pos)  # (B, S): the id before each source
+        current = batch["input_ids"][:, :-1][sel]  # (K,): the token each query position holds
         attn = torch.cat(
             [
                 self.copy_head.attention(
-                    query[rows == b][None], keys[b : b + 1], src_pos[b : b + 1]
+                    query[rows == b][None],
+                    keys[b : b + 1],
+                    src_pos[b : b + 1],
+                    follow_mask(prev[b : b + 1], current[rows == b][None]),
                 )[0]
                 for b in range(hidden.shape[0])
             ]
@@ -570,8 +577,11 @@ class HiVidNarrator(nn.Module):
                 mask = torch.cat([mask, torch.ones_like(suffix_ids, dtype=mask.dtype)], dim=1)
         if self.copy_head is not None:
             assert mask is not None
+            last = batch["input_ids"][:, -1:]  # (B, 1): the token the first query position holds
+            if suffix_ids is not None and suffix_ids.shape[1]:
+                last = suffix_ids[:, -1:]
             return self._generate_copy(
-                embeds, mask, src_ids, src, max_new_tokens, eos_id, processors
+                embeds, mask, src_ids, src, max_new_tokens, eos_id, processors, last
             )
         return self.llm.generate(  # type: ignore[return-value]
             inputs_embeds=embeds,
@@ -593,10 +603,12 @@ class HiVidNarrator(nn.Module):
         max_new_tokens: int,
         eos_id: int,
         processors: LogitsProcessorList | None,
+        last: torch.Tensor,
     ) -> torch.Tensor:
         """Greedy decoding with the copy head's mixture (the LLM's KV cache, the source keys
         computed once): (B, T, D) embeddings, (B, T) mask, (B, S) source ids and mask (S <= T,
-        the prompt) -> (B, new) ids, up to and including ``eos_id``, as ``llm.generate``."""
+        the prompt), (B, 1) the context's last token -> (B, new) ids, up to and including
+        ``eos_id``, as ``llm.generate``."""
         assert self.copy_head is not None
         out = self.llm.model(inputs_embeds=embeds, attention_mask=mask, use_cache=True)
         past, hidden = out.past_key_values, out.last_hidden_state  # (B, T, D)
@@ -604,13 +616,15 @@ class HiVidNarrator(nn.Module):
         embed = self.llm.get_input_embeddings()
         new = src_ids.new_zeros((src_ids.shape[0], 0))  # (B, 0): processors see generated ids
         h = hidden[:, -1]  # (B, D)
+        prev = previous_ids(src_ids)  # (B, S)
         for _ in range(max_new_tokens):
-            attn = self.copy_head.attention(h[:, None], keys, src)[:, 0]  # (B, S)
+            follows = follow_mask(prev, last)  # (B, 1, S)
+            attn = self.copy_head.attention(h[:, None], keys, src, follows)[:, 0]  # (B, S)
             logp = self.copy_head.log_probs(h, self.llm.lm_head(h), attn, src_ids)  # (B, V)
             if processors is not None:
                 logp = processors(new, logp)  # type: ignore[arg-type]
             nxt = logp.argmax(dim=-1, keepdim=True)  # (B, 1)
-            new = torch.cat([new, nxt], dim=1)
+            new, last = torch.cat([new, nxt], dim=1), nxt
             if bool((nxt == eos_id).all()):
                 break
             mask = torch.cat([mask, torch.ones_like(nxt, dtype=mask.dtype)], dim=1)

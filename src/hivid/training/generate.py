@@ -13,10 +13,13 @@ from transformers.generation import LogitsProcessorList
 
 from hivid.models.decoding import (
     AllowedTokens,
+    ChapterGrammar,
+    ChapterTokens,
     NoImmediateRepeat,
     NoRepeatInSegment,
     SpanGrammar,
     SpanTokens,
+    chapter_tokens,
     segment_break_ids,
     span_tokens,
     word_token_ids,
@@ -57,7 +60,8 @@ def generate_chapters(
     input (its frame timestamps and narration, ``allowed_token_ids``): times come from the frames,
     names from what was said, never from another video remembered from training; no word
     token right after itself (``NoImmediateRepeat``); no token 4-gram twice in one title, summary
-    or TCoT line (``NoRepeatInSegment``).
+    or TCoT line (``NoRepeatInSegment``); chapters that tile the frames read, one parseable line
+    each (``ChapterGrammar``).
     """
     model.eval()
     prepared = prepare_sample(sample, dataset_dir, tokenizer, model.input_spec(), with_target=False)
@@ -69,18 +73,26 @@ def generate_chapters(
     if stats is not None:
         stats["llm_input_tokens"] = int(batch["input_ids"].shape[1])  # (1, T): T
     eos, pad = int(tokenizer.eos_token_id), int(tokenizer.pad_token_id)
+    times_all = [float(t) for t in sample["frame_times"]]
+    times = [times_all[i] for i in select_frames(len(times_all), model.input_spec().max_frames)]
     allowed = None
     if constrained:
         ids_ok = allowed_token_ids(tokenizer, prepared, sample.get("asr") or ()).to(device)
-        words, spans, breaks = _vocab_rules(tokenizer)
-        rules = [
-            AllowedTokens(ids_ok),
-            NoImmediateRepeat(words),
-            NoRepeatInSegment(REPEAT_NGRAM, breaks),
-        ]
-        if spans is not None:
-            rules.append(SpanGrammar(spans))
-        allowed = LogitsProcessorList(rules)
+        words, spans, breaks, marks = _vocab_rules(tokenizer)
+
+        def rules(prefix: list[int]) -> LogitsProcessorList:
+            out = [
+                AllowedTokens(ids_ok),
+                NoImmediateRepeat(words),
+                NoRepeatInSegment(REPEAT_NGRAM, breaks),
+            ]
+            if spans is not None:
+                out.append(SpanGrammar(spans))
+                if marks is not None:
+                    out.append(ChapterGrammar(marks, spans, times, prefix, eos=eos))
+            return LogitsProcessorList(out)
+
+        allowed = rules([])
     think_budget = max(1, round(max_new_tokens * (1.0 - chapter_share)))
     ids = model.generate(batch, think_budget, eos, pad, processors=allowed)[0]  # (new,)
     text = tokenizer.decode(ids, skip_special_tokens=True)
@@ -94,10 +106,9 @@ def generate_chapters(
         else:
             kept = text[: text.rfind("\n") + 1] + "</think>\n<chapters>\n"
         suffix = torch.tensor([tokenizer.encode(kept, add_special_tokens=False)], device=ids.device)
-        more = model.generate(batch, rest, eos, pad, suffix, allowed)[0]  # (1, K) -> (new,)
+        more_rules = rules(suffix[0].tolist()) if constrained else None
+        more = model.generate(batch, rest, eos, pad, suffix, more_rules)[0]  # (1, K) -> (new,)
         text = kept + tokenizer.decode(more, skip_special_tokens=True)
-    times_all = [float(t) for t in sample["frame_times"]]
-    times = [times_all[i] for i in select_frames(len(times_all), model.input_spec().max_frames)]
     if stats is not None:
         stats["raw_chapters"] = len(parse_chapters(text))
     duration = sample_duration(sample)
@@ -107,13 +118,19 @@ def generate_chapters(
 
 def _vocab_rules(
     tokenizer: PreTrainedTokenizerBase,
-) -> tuple[torch.Tensor, SpanTokens | None, torch.Tensor]:
-    """``word_token_ids``, ``span_tokens`` and ``segment_break_ids`` of the tokenizer, built once
-    per tokenizer object (they scan the whole vocabulary; every video generated reuses them)."""
+) -> tuple[torch.Tensor, SpanTokens | None, torch.Tensor, ChapterTokens | None]:
+    """``word_token_ids``, ``span_tokens``, ``segment_break_ids`` and ``chapter_tokens`` of the
+    tokenizer, built once per tokenizer object (they scan the whole vocabulary; every video
+    generated reuses them)."""
     cached = getattr(tokenizer, "_hivid_vocab_rules", None)
     if cached is None:
         decoded = tokenizer.batch_decode([[i] for i in range(len(tokenizer))])
-        cached = (word_token_ids(decoded), span_tokens(decoded), segment_break_ids(decoded))
+        cached = (
+            word_token_ids(decoded),
+            span_tokens(decoded),
+            segment_break_ids(decoded),
+            chapter_tokens(decoded),
+        )
         tokenizer._hivid_vocab_rules = cached  # type: ignore[attr-defined]
     return cached  # type: ignore[no-any-return]
 
