@@ -186,9 +186,9 @@ class ChapterTokens:
     """The ``<chapters>`` marker token."""
     end: int
     """The ``</chapters>`` marker token."""
-    pipes: torch.Tensor
+    pipes: frozenset[int]
     """Tokens holding the ``|`` between a title and its summary."""
-    newlines: torch.Tensor
+    newlines: frozenset[int]
     """Tokens holding a newline (a line ends in them)."""
     seconds: dict[int, float]
     """Time token id -> its time in seconds (``8.0s`` -> 8.0)."""
@@ -203,8 +203,8 @@ def chapter_tokens(decoded: list[str]) -> ChapterTokens | None:
     return ChapterTokens(
         begin=marks["<chapters>"],
         end=marks["</chapters>"],
-        pipes=torch.tensor([i for i, t in enumerate(decoded) if "|" in t], dtype=torch.long),
-        newlines=torch.tensor([i for i, t in enumerate(decoded) if "\n" in t], dtype=torch.long),
+        pipes=frozenset(i for i, t in enumerate(decoded) if "|" in t),
+        newlines=frozenset(i for i, t in enumerate(decoded) if "\n" in t),
         seconds={i: float(t[:-1]) for i, t in enumerate(decoded) if _TIME.match(t)},
     )
 
@@ -241,8 +241,6 @@ class ChapterGrammar(LogitsProcessor):
         self.times = sorted((v, i) for i, v in tokens.seconds.items() if round(v, 1) in frames)
         self.first = min(frames) if frames else 0.0
         self.last = max(frames) if frames else 0.0
-        self._pipes = set(tokens.pipes.tolist())
-        self._newlines = set(tokens.newlines.tolist())
 
     def _span(self, line: list[int]) -> tuple[float, float] | None:
         s, sec = self.s, self.t.seconds
@@ -264,7 +262,7 @@ class ChapterGrammar(LogitsProcessor):
             return None, []
         lines: list[list[int]] = [[]]
         for i in region:
-            if i in self._newlines:
+            if i in self.t.newlines:
                 lines.append([])
             else:
                 lines[-1].append(i)
@@ -287,11 +285,12 @@ class ChapterGrammar(LogitsProcessor):
         if len(cur) == 4:
             return [s.close], []
         rest = cur[5:]
-        newline_and_end = [*self._newlines, self.t.end, *self.eos]
-        if not any(i in self._pipes for i in rest):
-            return None, [*newline_and_end, *(self._pipes if not rest else ())]
-        after = rest[[i in self._pipes for i in rest].index(True) + 1 :]
-        return None, [*self._pipes, *(newline_and_end if not after else ())]
+        newline_and_end = [*self.t.newlines, self.t.end, *self.eos]
+        bar = next((k for k, i in enumerate(rest) if i in self.t.pipes), None)
+        if bar is None:  # the title: no line end yet, and no "|" before its first token
+            return None, [*newline_and_end, *(self.t.pipes if not rest else ())]
+        after = rest[bar + 1 :]  # the summary: no second "|", no line end before its first token
+        return None, [*self.t.pipes, *(newline_and_end if not after else ())]
 
     def _step(self, ids: list[int], scores: torch.Tensor) -> torch.Tensor:
         only, banned = self._rule(self.prefix + ids)

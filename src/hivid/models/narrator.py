@@ -517,15 +517,18 @@ class HiVidNarrator(nn.Module):
         keys = self.copy_head.key(torch.gather(hidden, 1, pos[..., None].expand(-1, -1, d)))
         rows = sel.nonzero()[:, 0]  # (K,): the batch row of each target position, ascending
         src_pos = torch.gather(src, 1, pos)  # (B, S)
-        prev = torch.gather(previous_ids(src_ids), 1, pos)  # (B, S): the id before each source
-        current = batch["input_ids"][:, :-1][sel]  # (K,): the token each query position holds
+        follows: list[torch.Tensor | None] = [None] * hidden.shape[0]
+        if self.copy_head.follow is not None:
+            prev = torch.gather(previous_ids(src_ids), 1, pos)  # (B, S): the id before a source
+            current = batch["input_ids"][:, :-1][sel]  # (K,): the token each query holds
+            follows = [
+                follow_mask(prev[b : b + 1], current[rows == b][None])  # (1, Q_b, S)
+                for b in range(hidden.shape[0])
+            ]
         attn = torch.cat(
             [
                 self.copy_head.attention(
-                    query[rows == b][None],
-                    keys[b : b + 1],
-                    src_pos[b : b + 1],
-                    follow_mask(prev[b : b + 1], current[rows == b][None]),
+                    query[rows == b][None], keys[b : b + 1], src_pos[b : b + 1], follows[b]
                 )[0]
                 for b in range(hidden.shape[0])
             ]
@@ -616,9 +619,9 @@ class HiVidNarrator(nn.Module):
         embed = self.llm.get_input_embeddings()
         new = src_ids.new_zeros((src_ids.shape[0], 0))  # (B, 0): processors see generated ids
         h = hidden[:, -1]  # (B, D)
-        prev = previous_ids(src_ids)  # (B, S)
+        prev = previous_ids(src_ids) if self.copy_head.follow is not None else None  # (B, S)
         for _ in range(max_new_tokens):
-            follows = follow_mask(prev, last)  # (B, 1, S)
+            follows = None if prev is None else follow_mask(prev, last)  # (B, 1, S)
             attn = self.copy_head.attention(h[:, None], keys, src, follows)[:, 0]  # (B, S)
             logp = self.copy_head.log_probs(h, self.llm.lm_head(h), attn, src_ids)  # (B, V)
             if processors is not None:
