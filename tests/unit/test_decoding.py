@@ -8,6 +8,7 @@ import torch
 from hivid.models.decoding import (
     AllowedTokens,
     ChapterGrammar,
+    SectionGrammar,
     NoImmediateRepeat,
     NoRepeatInSegment,
     SpanGrammar,
@@ -159,3 +160,55 @@ def test_chapter_grammar_tiles_the_frames_with_parseable_lines() -> None:
 
 def test_chapter_grammar_needs_both_markers() -> None:
     assert chapter_tokens(["<chapters>", "[", "-", "]"]) is None
+
+
+SEC_VOCAB = ["[", "0.0s", "-", "8.0s", "]", " Glow", " |", "\n", "<think>", "</think>",
+             "<chapters>", "</chapters>", "<eos>"]  # fmt: skip
+(
+    S_OPEN,
+    S_T0,
+    S_DASH,
+    S_T8,
+    S_CLOSE,
+    S_GLOW,
+    S_BAR,
+    S_NL,
+    THINK,
+    THINK_END,
+    S_BEGIN,
+    S_END,
+    S_EOS,
+) = range(len(SEC_VOCAB))
+
+
+def test_section_grammar_writes_the_sections_in_the_targets_order() -> None:
+    spans, marks = span_tokens(SEC_VOCAB), chapter_tokens(SEC_VOCAB)
+    assert spans is not None and marks is not None
+    assert (marks.think, marks.think_end, marks.newline) == (THINK, THINK_END, S_NL)
+    proc = SectionGrammar(marks, spans, eos=S_EOS)
+
+    def ok(ids: list[int], grammar: SectionGrammar = proc) -> list[int]:
+        out = grammar(torch.tensor([ids], dtype=torch.long).view(1, -1), torch.zeros(1, 13))
+        return torch.isfinite(out[0]).nonzero().flatten().tolist()
+
+    everything = list(range(len(SEC_VOCAB)))
+    assert ok([]) == [THINK]  # the output opens the thought
+    assert ok([THINK]) == [S_NL]
+    assert ok([THINK, S_NL]) == [S_OPEN, THINK_END]  # a TCoT line opens a span, or it ends
+    line = [THINK, S_NL, S_OPEN, S_T0, S_DASH, S_T8, S_CLOSE, S_GLOW]
+    no_marks = [i for i in everything if i not in (THINK, THINK_END, S_BEGIN, S_END, S_EOS)]
+    assert ok(line) == no_marks  # inside a line: no marker, no eos
+    assert ok([*line, S_NL]) == [S_OPEN, THINK_END]
+    thought = [*line, S_NL, THINK_END]
+    assert ok(thought) == [S_NL]
+    assert ok([*thought, S_NL]) == [S_BEGIN]  # the chapters follow the thought
+    chapters = [*thought, S_NL, S_BEGIN, S_NL, S_OPEN]
+    assert ok(chapters) == [i for i in everything if i not in (THINK, THINK_END, S_BEGIN)]
+    assert ok([*chapters, S_T0, S_DASH, S_T8, S_CLOSE, S_GLOW, S_NL, S_END]) == [S_EOS]
+    # A forced "</think>\n<chapters>\n" before the generated ids counts as context.
+    forced = SectionGrammar(marks, spans, prefix=[THINK_END, S_NL, S_BEGIN, S_NL], eos=S_EOS)
+    assert ok([S_OPEN], forced) == [i for i in everything if i not in (THINK, THINK_END, S_BEGIN)]
+    # Without single <think> / </think> tokens the sections are not constrained.
+    bare = chapter_tokens([t for t in SEC_VOCAB if t not in ("<think>", "</think>")])
+    assert bare is not None and bare.think is None
+    assert ok([], SectionGrammar(bare, spans, eos=S_EOS)) == list(range(13))

@@ -17,6 +17,7 @@ from hivid.models.decoding import (
     ChapterTokens,
     NoImmediateRepeat,
     NoRepeatInSegment,
+    SectionGrammar,
     SpanGrammar,
     SpanTokens,
     chapter_tokens,
@@ -60,8 +61,8 @@ def generate_chapters(
     input (its frame timestamps and narration, ``allowed_token_ids``): times come from the frames,
     names from what was said, never from another video remembered from training; no word
     token right after itself (``NoImmediateRepeat``); no token 4-gram twice in one title, summary
-    or TCoT line (``NoRepeatInSegment``); chapters that tile the frames read, one parseable line
-    each (``ChapterGrammar``).
+    or TCoT line (``NoRepeatInSegment``); the sections in the targets' order (``SectionGrammar``);
+    chapters that tile the frames read, one parseable line each (``ChapterGrammar``).
     """
     model.eval()
     prepared = prepare_sample(sample, dataset_dir, tokenizer, model.input_spec(), with_target=False)
@@ -89,6 +90,7 @@ def generate_chapters(
             if spans is not None:
                 out.append(SpanGrammar(spans))
                 if marks is not None:
+                    out.append(SectionGrammar(marks, spans, prefix, eos=eos))
                     out.append(ChapterGrammar(marks, spans, times, prefix, eos=eos))
             return LogitsProcessorList(out)
 
