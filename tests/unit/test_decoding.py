@@ -8,9 +8,9 @@ import torch
 from hivid.models.decoding import (
     AllowedTokens,
     ChapterGrammar,
-    SectionGrammar,
     NoImmediateRepeat,
     NoRepeatInSegment,
+    SectionGrammar,
     SpanGrammar,
     chapter_tokens,
     segment_break_ids,
@@ -116,7 +116,7 @@ def test_span_grammar_needs_its_three_tokens() -> None:
 
 
 CH_VOCAB = ["[", "0.0s", "-", "8.0s", "]", " Glow", " |", "\n", "16.0s", "<chapters>",
-            "</chapters>", "<eos>", "4.0s"]  # fmt: skip
+            "</chapters>", "<|eos|>", "4.0s"]  # fmt: skip
 OPEN, T0, DASH, T8, CLOSE, GLOW, BAR, NL, T16, BEGIN, END, EOS, T4 = range(len(CH_VOCAB))
 
 
@@ -156,6 +156,21 @@ def test_chapter_grammar_tiles_the_frames_with_parseable_lines() -> None:
     blocked = torch.zeros(1, 13)
     blocked[0, OPEN] = float("-inf")
     assert torch.equal(proc(torch.tensor([[BEGIN, NL]]), blocked), blocked)
+
+
+def test_chapter_grammar_caps_title_and_summary_length() -> None:
+    spans, marks = span_tokens(CH_VOCAB), chapter_tokens(CH_VOCAB)
+    assert spans is not None and marks is not None
+    proc = ChapterGrammar(marks, spans, [0.0, 8.0], eos=EOS, max_title=2, max_summary=1)
+
+    def ok(ids: list[int]) -> list[int]:
+        out = proc(torch.tensor([ids], dtype=torch.long).view(1, -1), torch.zeros(1, 13))
+        return torch.isfinite(out[0]).nonzero().flatten().tolist()
+
+    line = [BEGIN, NL, OPEN, T0, DASH, T8, CLOSE]
+    assert BAR not in ok(line) and GLOW in ok([*line, GLOW])  # under the cap: the title goes on
+    assert ok([*line, GLOW, GLOW]) == [BAR]  # at the cap: the "|" comes now
+    assert ok([*line, GLOW, GLOW, BAR, GLOW]) == [NL]  # a summary at its cap ends the line
 
 
 def test_chapter_grammar_needs_both_markers() -> None:

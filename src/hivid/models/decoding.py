@@ -99,6 +99,8 @@ def segment_break_ids(decoded: list[str]) -> torch.Tensor:
 
 
 _TIME = re.compile(r"^\d+(?:\.\d+)?s$")
+_SPECIAL = re.compile(r"^<\|[^|]*\|>$")
+"""A special token's text (``<|eos|>``): it holds a ``|`` but is no title/summary separator."""
 
 
 @dataclass(frozen=True)
@@ -187,7 +189,7 @@ class ChapterTokens:
     end: int
     """The ``</chapters>`` marker token."""
     pipes: frozenset[int]
-    """Tokens holding the ``|`` between a title and its summary."""
+    """Tokens holding the ``|`` between a title and its summary (not ``<|eos|>`` and the like)."""
     newlines: frozenset[int]
     """Tokens holding a newline (a line ends in them)."""
     seconds: dict[int, float]
@@ -210,7 +212,7 @@ def chapter_tokens(decoded: list[str]) -> ChapterTokens | None:
     return ChapterTokens(
         begin=marks["<chapters>"],
         end=marks["</chapters>"],
-        pipes=frozenset(i for i, t in enumerate(decoded) if "|" in t),
+        pipes=frozenset(i for i, t in enumerate(decoded) if "|" in t and not _SPECIAL.match(t)),
         newlines=frozenset(i for i, t in enumerate(decoded) if "\n" in t),
         seconds={i: float(t[:-1]) for i, t in enumerate(decoded) if _TIME.match(t)},
         think=marks.get("<think>"),
@@ -231,7 +233,9 @@ class ChapterGrammar(LogitsProcessor):
     no parser reads ("[5.0s-12.0s] Trying the Backpack.", no ``|``), chapters that overlap or run
     backwards ("[17.0s-7.0s]") and ``<chapters>`` again and again. ``spans``: the ``[``, ``-``
     and ``]`` tokens; ``frame_times``: the times of the frames the model read; ``prefix``: ids
-    already in the context before the generated ones (a forced ``<chapters>``). A row whose
+    already in the context before the generated ones (a forced ``<chapters>``); ``max_title`` /
+    ``max_summary``: after that many title tokens the ``|`` comes, after that many summary
+    tokens the line ends (None: no cap). A row whose
     allowed tokens are all -inf already is left as it was.
     """
 
@@ -242,10 +246,13 @@ class ChapterGrammar(LogitsProcessor):
         frame_times: list[float],
         prefix: list[int] | None = None,
         eos: int | None = None,
+        max_title: int | None = None,
+        max_summary: int | None = None,
     ) -> None:
         self.t, self.s = tokens, spans
         self.eos = [] if eos is None else [eos]
         self.prefix = list(prefix or [])
+        self.max_title, self.max_summary = max_title, max_summary
         frames = {round(float(f), 1) for f in frame_times}
         # time tokens of this video's frames, by time
         self.times = sorted((v, i) for i, v in tokens.seconds.items() if round(v, 1) in frames)
@@ -298,8 +305,12 @@ class ChapterGrammar(LogitsProcessor):
         newline_and_end = [*self.t.newlines, self.t.end, *self.eos]
         bar = next((k for k, i in enumerate(rest) if i in self.t.pipes), None)
         if bar is None:  # the title: no line end yet, and no "|" before its first token
+            if self.max_title is not None and len(rest) >= self.max_title:
+                return sorted(self.t.pipes), []
             return None, [*newline_and_end, *(self.t.pipes if not rest else ())]
         after = rest[bar + 1 :]  # the summary: no second "|", no line end before its first token
+        if self.max_summary is not None and len(after) >= self.max_summary:
+            return sorted(self.t.newlines), []
         return None, [*self.t.pipes, *(newline_and_end if not after else ())]
 
     def _step(self, ids: list[int], scores: torch.Tensor) -> torch.Tensor:
