@@ -8,6 +8,7 @@ in one title or summary ("Glow Cream Glow Cream Glow Cream"), and times only ins
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -180,6 +181,31 @@ class SpanGrammar(LogitsProcessor):
         return torch.stack(rows)
 
 
+Rule = Callable[[list[int]], tuple[list[int] | None, list[int]]]
+"""ids so far -> (only these tokens may follow, or None; these tokens may not)."""
+
+
+def _apply_rule(
+    rule: Rule, prefix: list[int], input_ids: torch.Tensor, scores: torch.Tensor
+) -> torch.Tensor:
+    """(B, V) scores with each row's ``rule(prefix + its ids)`` applied; a row whose allowed
+    tokens would all be -inf is left as it was."""
+    rows = []
+    for b in range(scores.shape[0]):
+        row = scores[b]
+        only, banned = rule(prefix + input_ids[b].tolist())
+        if only is not None:
+            out = torch.full_like(row, float("-inf"))
+            keep = torch.tensor([i for i in only if i < row.shape[-1]], dtype=torch.long)
+            out[keep] = row[keep]
+        else:
+            out = row.clone()
+            ban = torch.tensor([i for i in banned if i < row.shape[-1]], dtype=torch.long)
+            out[ban] = float("-inf")
+        rows.append(out if bool(torch.isfinite(out).any()) else row)
+    return torch.stack(rows)
+
+
 @dataclass(frozen=True)
 class ChapterTokens:
     """Token ids of the chapter-line grammar (``chapter_tokens``)."""
@@ -313,21 +339,8 @@ class ChapterGrammar(LogitsProcessor):
             return sorted(self.t.newlines), []
         return None, [*self.t.pipes, *(newline_and_end if not after else ())]
 
-    def _step(self, ids: list[int], scores: torch.Tensor) -> torch.Tensor:
-        only, banned = self._rule(self.prefix + ids)
-        if only is not None:
-            out = torch.full_like(scores, float("-inf"))
-            keep = torch.tensor([i for i in only if i < scores.shape[-1]], dtype=torch.long)
-            out[keep] = scores[keep]
-        else:
-            out = scores.clone()
-            ban = torch.tensor([i for i in banned if i < scores.shape[-1]], dtype=torch.long)
-            out[ban] = float("-inf")
-        return out if bool(torch.isfinite(out).any()) else scores
-
     def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
-        rows = [self._step(input_ids[b].tolist(), scores[b]) for b in range(scores.shape[0])]
-        return torch.stack(rows)
+        return _apply_rule(self._rule, self.prefix, input_ids, scores)
 
 
 class SectionGrammar(LogitsProcessor):
@@ -380,18 +393,5 @@ class SectionGrammar(LogitsProcessor):
             return [t.begin], []
         return None, [t.think, t.think_end, t.begin]  # in the chapters: ChapterGrammar's lines
 
-    def _step(self, ids: list[int], scores: torch.Tensor) -> torch.Tensor:
-        only, banned = self._rule(self.prefix + ids)
-        if only is not None:
-            out = torch.full_like(scores, float("-inf"))
-            keep = torch.tensor([i for i in only if i < scores.shape[-1]], dtype=torch.long)
-            out[keep] = scores[keep]
-        else:
-            out = scores.clone()
-            ban = torch.tensor([i for i in banned if i < scores.shape[-1]], dtype=torch.long)
-            out[ban] = float("-inf")
-        return out if bool(torch.isfinite(out).any()) else scores
-
     def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
-        rows = [self._step(input_ids[b].tolist(), scores[b]) for b in range(scores.shape[0])]
-        return torch.stack(rows)
+        return _apply_rule(self._rule, self.prefix, input_ids, scores)
