@@ -141,6 +141,38 @@ def test_encode_compressed_interleaved_keeps_the_narration(tok: PreTrainedTokeni
     assert bare.input_ids == encode_compressed(tok, 4 + 2 * 2, None).input_ids
 
 
+def test_stage2_positions_are_the_stage1_layouts(tok: PreTrainedTokenizerFast) -> None:
+    """``stage1_frame_tokens``: each sentence, T_e(i) and the target sit where stage 1's sequence
+    had them (shifted by the scene tokens), so the frozen LLM sees stage 1's token distances."""
+    target = format_target(TCOT, CHAPTERS)
+    times, scene, per_frame, visual = [0.0, 2.0, 4.0], 4, 2, 16
+    one = encode_interleaved(tok, times, ASR, target, visual)
+    two = encode_compressed_interleaved(
+        tok, times, ASR, target, scene, per_frame, DEFAULT_PROMPT, visual
+    )
+    plain = encode_compressed_interleaved(tok, times, ASR, target, scene, per_frame)
+    assert plain.position_ids is None and two.input_ids == plain.input_ids
+    pos = two.position_ids
+    assert pos is not None and len(pos) == len(two.input_ids)
+    assert pos == sorted(set(pos))  # increasing, no position twice
+    # Text tokens (prompt, narration, target): the stage-1 position of the same token, + S
+    # after the prompt.
+    prompt = 1 + len(tok.encode(DEFAULT_PROMPT, add_special_tokens=False))
+    one_text = [i for i, v in enumerate(one.visual_mask) if not v]
+    two_text = [i for i, v in enumerate(two.visual_mask) if not v]
+    stage1 = [i if i < prompt else i + scene for i in one_text]
+    stage1_ids = [one.input_ids[i] for i in one_text]
+    at = dict(zip(stage1, stage1_ids, strict=True))
+    assert [at.get(pos[i]) for i in two_text] == [two.input_ids[i] for i in two_text]
+    # T_e(i) (copy id "2.0s") at stage 1's "2.0s" token; the event token at the end of V_i.
+    assert two.copy_ids is not None
+    for i, (a, b) in enumerate(zip(two.input_ids, two.copy_ids, strict=True)):
+        if a != b:
+            assert at[pos[i]] == b
+            last_visual = pos[i + 1] - scene  # stage-1 index of the event token's place
+            assert one.visual_mask[last_visual] and not one.visual_mask[last_visual + 1]
+
+
 def test_format_parse_round_trip() -> None:
     text = format_target(TCOT, CHAPTERS)
     assert text.startswith("<think>\n[0.0s-2.0s] a hand lifts a red bottle\n")

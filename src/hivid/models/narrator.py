@@ -178,6 +178,13 @@ class NarratorConfig:
     compressed *visual* tokens per ASR segment), and the frozen stage-1 LLM still reads the words it
     learnt to copy (names, the quotes of the TCoT, the summaries). False: eq. 12 exactly (ASR
     reaches the LLM only through the compressor's fusion)."""
+    stage2_positions: bool = False
+    """With ``stage2_asr_text``: the stage-2 LLM reads every kept token at the position stage 1's
+    layout gave it (T_e(i) at frame i's timestamp token, the event tokens at the end of its
+    visual tokens, the narration and the target where they were, all after the S scene tokens;
+    ``encode_compressed_interleaved``), not at its index in the 5x shorter sequence. The LLM is
+    frozen in stage 2, so its rotary attention keeps the token distances it was trained on. The
+    number of LLM input tokens is unchanged. False: positions 0, 1, 2, ..."""
 
     def __post_init__(self) -> None:
         require(self.max_frames > 0, f"max_frames must be > 0, got {self.max_frames}")
@@ -301,6 +308,9 @@ class InputSpec:
     asr_text: bool = False
     """Stage 2 sequences also hold the ASR sentences as text after their frame's compressed
     tokens (``NarratorConfig.stage2_asr_text``)."""
+    stage1_positions: bool = False
+    """Stage 2 sequences carry ``position_ids``: each token at its stage-1 position
+    (``NarratorConfig.stage2_positions``)."""
 
     def memory_split(self, n_frames: int) -> tuple[int, int]:
         """(frames merged into memory, memory tokens) for a video of ``n_frames`` (stage 1)."""
@@ -359,7 +369,10 @@ class HiVidNarrator(nn.Module):
         self.time_encoder: GRUTimeEncoder | None = None
         if self.cfg.use_compressor:
             self.add_compressor(
-                self.cfg.compressor, self.cfg.time_encoder, self.cfg.stage2_asr_text
+                self.cfg.compressor,
+                self.cfg.time_encoder,
+                self.cfg.stage2_asr_text,
+                self.cfg.stage2_positions,
             )
 
     @property
@@ -367,12 +380,19 @@ class HiVidNarrator(nn.Module):
         return self.compressor is not None
 
     def add_compressor(
-        self, comp: SPACompressorConfig, time: TimeEncoderConfig, asr_text: bool = False
+        self,
+        comp: SPACompressorConfig,
+        time: TimeEncoderConfig,
+        asr_text: bool = False,
+        positions: bool = False,
     ) -> None:
         """Stage 2: attach a fresh SPA-Compressor and time encoder (dims resolved to the LLM's);
-        ``asr_text``: the stage-2 sequence keeps the ASR sentences (``stage2_asr_text``)."""
+        ``asr_text``: the stage-2 sequence keeps the ASR sentences (``stage2_asr_text``);
+        ``positions``: at stage 1's positions (``stage2_positions``)."""
         cfg = resolve_dims(dataclasses.replace(self.cfg, compressor=comp, time_encoder=time))
-        self.cfg = dataclasses.replace(cfg, use_compressor=True, stage2_asr_text=asr_text)
+        self.cfg = dataclasses.replace(
+            cfg, use_compressor=True, stage2_asr_text=asr_text, stage2_positions=positions
+        )
         self.compressor = SPACompressor(self.cfg.compressor)
         self.time_encoder = GRUTimeEncoder(self.cfg.time_encoder)
 
@@ -396,6 +416,9 @@ class HiVidNarrator(nn.Module):
             keyword_task=self.cfg.options.keyword_task_weight > 0,
             time_text=self.time_encoder is not None and self.time_encoder.cfg.text_anchor,
             asr_text=self.use_compressor and self.cfg.stage2_asr_text,
+            stage1_positions=self.use_compressor
+            and self.cfg.stage2_asr_text
+            and self.cfg.stage2_positions,
         )
 
     def set_gradient_checkpointing(self, enabled: bool) -> None:
@@ -494,10 +517,13 @@ class HiVidNarrator(nn.Module):
             # paper's ~1e5 tokens; measured on an H200). All-ones lets SDPA run causal flash.
             mask = torch.ones(embeds.shape[:2], dtype=torch.long, device=embeds.device)
         labels = batch.get("labels")
+        positions = batch.get("position_ids")  # (B, T) or None: 0, 1, 2, ...
         if labels is None:
-            return self.llm(inputs_embeds=embeds, attention_mask=mask, use_cache=False)
+            return self.llm(
+                inputs_embeds=embeds, attention_mask=mask, position_ids=positions, use_cache=False
+            )
         hidden = self.llm.model(
-            inputs_embeds=embeds, attention_mask=mask, use_cache=False
+            inputs_embeds=embeds, attention_mask=mask, position_ids=positions, use_cache=False
         ).last_hidden_state  # (B, T, D)
         target = labels[:, 1:]  # position t predicts token t + 1
         sel = target != IGNORE_INDEX  # (B, T - 1)
@@ -569,7 +595,8 @@ class HiVidNarrator(nn.Module):
         """
         embeds = self.embed_inputs(batch)  # (B, T, D)
         mask = batch.get("attention_mask")
-        if self.copy_head is not None:
+        positions = batch.get("position_ids")  # (B, T) or None
+        if self.copy_head is not None or positions is not None:
             if mask is None:
                 mask = torch.ones(embeds.shape[:2], dtype=torch.long, device=embeds.device)
             src, src_ids = self._copy_sources(batch, mask)  # (B, T): not the suffix
@@ -578,13 +605,16 @@ class HiVidNarrator(nn.Module):
             embeds = torch.cat([embeds, extra.to(embeds.dtype)], dim=1)
             if mask is not None:
                 mask = torch.cat([mask, torch.ones_like(suffix_ids, dtype=mask.dtype)], dim=1)
-        if self.copy_head is not None:
+            if positions is not None:  # the suffix goes on from the context's last position
+                step = torch.arange(1, suffix_ids.shape[1] + 1, device=positions.device)
+                positions = torch.cat([positions, positions[:, -1:] + step], dim=1)
+        if self.copy_head is not None or positions is not None:
             assert mask is not None
             last = batch["input_ids"][:, -1:]  # (B, 1): the token the first query position holds
             if suffix_ids is not None and suffix_ids.shape[1]:
                 last = suffix_ids[:, -1:]
             return self._generate_copy(
-                embeds, mask, src_ids, src, max_new_tokens, eos_id, processors, last
+                embeds, mask, src_ids, src, max_new_tokens, eos_id, processors, last, positions
             )
         return self.llm.generate(  # type: ignore[return-value]
             inputs_embeds=embeds,
@@ -607,23 +637,33 @@ class HiVidNarrator(nn.Module):
         eos_id: int,
         processors: LogitsProcessorList | None,
         last: torch.Tensor,
+        positions: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Greedy decoding with the copy head's mixture (the LLM's KV cache, the source keys
         computed once): (B, T, D) embeddings, (B, T) mask, (B, S) source ids and mask (S <= T,
         the prompt), (B, 1) the context's last token -> (B, new) ids, up to and including
-        ``eos_id``, as ``llm.generate``."""
-        assert self.copy_head is not None
-        out = self.llm.model(inputs_embeds=embeds, attention_mask=mask, use_cache=True)
+        ``eos_id``, as ``llm.generate``. ``positions`` (B, T): the context's position ids
+        (``stage2_positions``), each new token one after the last; without a copy head the
+        LM head alone scores (``llm.generate`` cannot take non-contiguous positions)."""
+        out = self.llm.model(
+            inputs_embeds=embeds, attention_mask=mask, position_ids=positions, use_cache=True
+        )
         past, hidden = out.past_key_values, out.last_hidden_state  # (B, T, D)
-        keys = self.copy_head.key(hidden[:, : src_ids.shape[1]])  # (B, S, D)
+        head = self.copy_head
+        keys = head.key(hidden[:, : src_ids.shape[1]]) if head is not None else None  # (B, S, D)
         embed = self.llm.get_input_embeddings()
         new = src_ids.new_zeros((src_ids.shape[0], 0))  # (B, 0): processors see generated ids
         h = hidden[:, -1]  # (B, D)
-        prev = previous_ids(src_ids) if self.copy_head.follow is not None else None  # (B, S)
+        prev = previous_ids(src_ids) if head is not None and head.follow is not None else None
+        at = positions[:, -1:] if positions is not None else None  # (B, 1)
         for _ in range(max_new_tokens):
-            follows = None if prev is None else follow_mask(prev, last)  # (B, 1, S)
-            attn = self.copy_head.attention(h[:, None], keys, src, follows)[:, 0]  # (B, S)
-            logp = self.copy_head.log_probs(h, self.llm.lm_head(h), attn, src_ids)  # (B, V)
+            if head is None:
+                logp = torch.log_softmax(self.llm.lm_head(h).float(), dim=-1)  # (B, V)
+            else:
+                assert keys is not None
+                follows = None if prev is None else follow_mask(prev, last)  # (B, 1, S)
+                attn = head.attention(h[:, None], keys, src, follows)[:, 0]  # (B, S)
+                logp = head.log_probs(h, self.llm.lm_head(h), attn, src_ids)  # (B, V)
             if processors is not None:
                 logp = processors(new, logp)  # type: ignore[arg-type]
             nxt = logp.argmax(dim=-1, keepdim=True)  # (B, 1)
@@ -631,8 +671,13 @@ class HiVidNarrator(nn.Module):
             if bool((nxt == eos_id).all()):
                 break
             mask = torch.cat([mask, torch.ones_like(nxt, dtype=mask.dtype)], dim=1)
+            at = at + 1 if at is not None else None
             out = self.llm.model(
-                inputs_embeds=embed(nxt), attention_mask=mask, past_key_values=past, use_cache=True
+                inputs_embeds=embed(nxt),
+                attention_mask=mask,
+                position_ids=at,
+                past_key_values=past,
+                use_cache=True,
             )
             past, h = out.past_key_values, out.last_hidden_state[:, -1]
         return new

@@ -100,6 +100,9 @@ class EncodedSequence:
     """What the copy head (``options.copy_head``) copies at each position where that differs
     from ``input_ids``: stage 2's T_e(i) slot stands for the timestamp token (``8.0s``) of the
     frame it replaces, so a chapter's time can still be copied from it. None: ``input_ids``."""
+    position_ids: list[int] | None = None
+    """The LLM's position of each token where it is not its index: stage 2 with
+    ``stage2_positions`` puts every kept token where stage 1's layout had it. None: 0, 1, 2, ..."""
 
 
 def timestamp_text(t: float) -> str:
@@ -212,25 +215,50 @@ def encode_compressed_interleaved(
     scene_tokens: int,
     tokens_per_frame: int,
     prompt: str = DEFAULT_PROMPT,
+    stage1_frame_tokens: int | None = None,
 ) -> EncodedSequence:
     """Stage-2 input with the ASR text kept: ``[prompt, H_scene, T_e(0), H_event(0), S_j, ...]``.
 
     The placeholders are in H_final's order (S scene tokens, then 1 + E per frame), so the
     compressor's valid tokens fill them as in ``encode_compressed``; each sentence follows its
     frame's placeholders exactly where eq. 1 puts it after the frame's visual tokens.
+
+    ``stage1_frame_tokens`` (stage 1's L_v, ``stage2_positions``): ``position_ids`` put every
+    token where stage 1's sequence had it, shifted by the S scene tokens after the prompt: T_e(i)
+    at frame i's timestamp token, H_event(i) spread over the end of V_i, each sentence and the
+    target at their stage-1 positions. The frozen LLM's rotary attention then sees the
+    distances it learnt (a sentence 64 + 3 tokens after its frame's time, not 2).
     """
     vid = visual_token_id(tok)
     context: list[tuple[list[int], bool]] = [([vid] * scene_tokens, True)]
     copies: list[tuple[int, int]] = []  # (context piece, timestamp token id) of each T_e(i)
+    start = 1 + len(_encode(tok, prompt))  # bos, prompt: where the context begins
+    positions: list[list[int]] = [list(range(start, start + scene_tokens))]
+    cursor = start + scene_tokens  # the next position of stage 1's layout, shifted by S
+    time_pos = cursor
     for item in interleave(frame_times, asr):
-        if item.kind == "frame":  # T_e(i) and H_event(i) replace "<t=...>" and V_i
+        if item.kind == "time":  # stage 1's "<t=8.0s>": T_e(i) takes its time token's place
+            full = _encode(tok, timestamp_text(frame_times[item.index]))
             time = _encode(tok, timestamp_text(frame_times[item.index])[3:-1])  # "8.0s"
+            at = full.index(time[0]) if len(time) == 1 and time[0] in full else len(full) // 2
+            time_pos, cursor = cursor + at, cursor + len(full)
+        elif item.kind == "frame":  # T_e(i) and H_event(i) replace "<t=...>" and V_i
+            time = _encode(tok, timestamp_text(frame_times[item.index])[3:-1])
             if len(time) == 1:
                 copies.append((len(context), time[0]))
             context.append(([vid] * tokens_per_frame, True))
-        elif item.kind == "asr":
+            v, e = stage1_frame_tokens or 0, tokens_per_frame - 1
+            positions.append([time_pos] + [cursor + (j + 1) * v // e - 1 for j in range(e)])
+            cursor += v
+        else:
             context.append((_sentence(tok, asr[item.index]), False))
+            positions.append(list(range(cursor, cursor + len(context[-1][0]))))
+            cursor += len(context[-1][0])
     enc = _assemble(tok, context, target, prompt)
+    if stage1_frame_tokens is not None:
+        flat = [*range(start), *itertools.chain.from_iterable(positions)]
+        flat += range(cursor, cursor + len(enc.input_ids) - len(flat))  # the target
+        enc = dataclasses.replace(enc, position_ids=flat)
     copy_ids = list(enc.input_ids)
     begins = [1 + len(_encode(tok, prompt))]  # bos, prompt: where each context piece begins
     for ids, _ in context:

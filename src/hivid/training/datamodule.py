@@ -205,6 +205,7 @@ def prepare_sample(
                 spec.scene_tokens,
                 spec.compressed_tokens_per_frame,
                 prompt,
+                spec.visual_tokens_per_frame if spec.stage1_positions else None,
             )
         return encode_compressed(tokenizer, spec.num_compressed_tokens(len(times)), target, prompt)
 
@@ -225,8 +226,12 @@ def prepare_sample(
                 "kw_visual_mask": torch.tensor(kw.visual_mask, dtype=torch.bool),
                 "kw_labels": torch.tensor(kw.labels, dtype=torch.long),
             }
+            if kw.position_ids is not None:
+                extra["kw_position_ids"] = torch.tensor(kw.position_ids, dtype=torch.long)
     if enc.copy_ids is not None:
         extra["copy_ids"] = torch.tensor(enc.copy_ids, dtype=torch.long)
+    if enc.position_ids is not None:
+        extra["position_ids"] = torch.tensor(enc.position_ids, dtype=torch.long)
     return {
         **extra,
         "video_id": str(record["video_id"]),
@@ -263,6 +268,8 @@ def collate(samples: Sequence[Mapping[str, Any]], pad_id: int) -> dict[str, Any]
             "kw_visual_mask": _pad([s["kw_visual_mask"] for s in samples], False),
             "kw_labels": _pad([s["kw_labels"] for s in samples], IGNORE_INDEX),
         }
+        if all("kw_position_ids" in s for s in samples):
+            kw["kw_position_ids"] = _pad([s["kw_position_ids"] for s in samples], 0)
     if all("time_ids" in s for s in samples):
         n_max = max(s["time_ids"].shape[0] for s in samples)
         k_max = max(s["time_ids"].shape[1] for s in samples)
@@ -273,6 +280,8 @@ def collate(samples: Sequence[Mapping[str, Any]], pad_id: int) -> dict[str, Any]
         kw["time_ids"] = ids.clamp_min(0).masked_fill(ids < 0, pad_id)  # (B, N, K)
     if all("copy_ids" in s for s in samples):
         kw["copy_ids"] = _pad([s["copy_ids"] for s in samples], pad_id)  # (B, T)
+    if all("position_ids" in s for s in samples):
+        kw["position_ids"] = _pad([s["position_ids"] for s in samples], 0)  # (B, T)
     lengths = torch.tensor([s["input_ids"].shape[0] for s in samples])
     n_frames = torch.tensor([s["frame_times"].shape[0] for s in samples])
     n_asr = torch.tensor([s["asr_ids"].shape[0] for s in samples])

@@ -64,7 +64,10 @@ def _initial_model(
         model, tok = load_narrator(init_model_dir)
         if not model.use_compressor:
             model.add_compressor(
-                model_cfg.compressor, model_cfg.time_encoder, model_cfg.stage2_asr_text
+                model_cfg.compressor,
+                model_cfg.time_encoder,
+                model_cfg.stage2_asr_text,
+                model_cfg.stage2_positions,
             )
         return model, tok
     if warm_from is not None:

@@ -259,7 +259,10 @@ def warm_model(
     model, tok = load_narrator(init_model_dir)
     if not model.use_compressor:
         model.add_compressor(
-            model_cfg.compressor, model_cfg.time_encoder, model_cfg.stage2_asr_text
+            model_cfg.compressor,
+            model_cfg.time_encoder,
+            model_cfg.stage2_asr_text,
+            model_cfg.stage2_positions,
         )
     load_compressor_weights(model, warm_from)
     return model, tok
