@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -87,3 +88,35 @@ def test_ingest_missing_data_dir_fails_clearly(
     out = CliRunner().invoke(main, ["ingest", "--data", str(tmp_path / "nope")])
     assert out.exit_code == 1
     assert "no videos/ directory" in out.output
+
+
+def test_nightly_gives_the_ephemeral_prefect_server_time_to_start(tmp_path: Path) -> None:
+    """A fresh install's first ephemeral Prefect server took more than Prefect's 20 s to start on
+    2 cores, so ``make demo`` failed: ``hivid nightly`` sets a longer default, a user's wins.
+    (A stand-in flows/nightly.py in a throwaway repo reports the setting the flow would see.)"""
+    import subprocess
+    import sys
+
+    (tmp_path / "flows").mkdir()
+    (tmp_path / "flows" / "__init__.py").write_text("")
+    (tmp_path / "flows" / "nightly.py").write_text(
+        "import os\n"
+        "def nightly(repo, demo):\n"
+        "    v = os.environ['PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS']\n"
+        "    return {'status': 'timeout ' + v, 'run_id': None}\n"
+    )
+    code = "from hivid.cli import main; main()"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_SERVER_EPHEMERAL")}
+    for extra, want in (
+        ({}, "timeout 180"),
+        ({"PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "7"}, "timeout 7"),
+    ):
+        out = subprocess.run(
+            [sys.executable, "-c", code, "nightly", "--repo", str(tmp_path)],
+            env={**env, **extra},
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=True,
+        )
+        assert want in out.stdout, out.stdout + out.stderr

@@ -485,6 +485,10 @@ def nightly(repo: Path, demo: bool) -> None:
     """Run the nightly Prefect flow in-process (ephemeral Prefect API unless PREFECT_API_URL)."""
     root = repo.resolve()
     sys.path.insert(0, str(root))
+    # Prefect waits 20 s for its ephemeral server; a fresh install's first start (bytecode not yet
+    # compiled, database migrations) took longer on 2 cores and the demo failed with "Timed out
+    # while attempting to connect to ephemeral Prefect API server". A user's setting wins.
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
     try:
         from flows.nightly import nightly as flow  # orchestration layer lives outside src/
     except ImportError as exc:
