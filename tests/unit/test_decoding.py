@@ -12,6 +12,7 @@ from hivid.models.decoding import (
     NoRepeatInSegment,
     SectionGrammar,
     SpanGrammar,
+    WholeWords,
     chapter_tokens,
     segment_break_ids,
     span_tokens,
@@ -227,3 +228,36 @@ def test_section_grammar_writes_the_sections_in_the_targets_order() -> None:
     bare = chapter_tokens([t for t in SEC_VOCAB if t not in ("<think>", "</think>")])
     assert bare is not None and bare.think is None
     assert ok([], SectionGrammar(bare, spans, eos=S_EOS)) == list(range(13))
+
+
+WW_VOCAB = [" Tr", "ail", "rail", " Bottle", " the", "Bl", "ror", " |", "\n", " pres", "enter", "s"]
+
+
+def _ww_finite(proc: WholeWords, ids: list[int]) -> set[str]:
+    out = proc(torch.tensor([ids]), torch.zeros(1, len(WW_VOCAB)))[0]
+    return {WW_VOCAB[i] for i in torch.isfinite(out).nonzero().flatten().tolist()}
+
+
+def test_whole_words_writes_the_videos_own_words_as_it_spells_them() -> None:
+    """'the Trail Bottle' said in the video: ' Tr' may only go on with 'ail' (not 'rail', 'ror')
+    and may not end before it; after ' Trail' the word may end. Generic (caption) words stay
+    free: ' pres' + 'enter' + 's' needs no narration."""
+    idx = {t: i for i, t in enumerate(WW_VOCAB)}
+    said = [[idx[" the"], idx[" Tr"], idx["ail"], idx[" Bottle"]]]
+    generic = torch.tensor([idx[t] for t in (" the", " pres", "enter", "s", " |", "\n")])
+    proc = WholeWords(WW_VOCAB, said, generic)
+    everything = set(WW_VOCAB)
+    assert _ww_finite(proc, [idx[" the"], idx[" Tr"]]) == {"ail"}  # no end, no other piece
+    after = _ww_finite(proc, [idx[" Tr"], idx["ail"]])
+    assert "rail" not in after and "ror" not in after and " Bottle" in after and " |" in after
+    assert _ww_finite(proc, [idx[" pres"]]) == everything - {"ail", "rail", "Bl", "ror"}
+    assert _ww_finite(proc, [idx[" Bottle"], idx["\n"]]) == everything  # no word open
+    # Not a word of this video (a remembered name): left to the other processors.
+    assert _ww_finite(proc, [idx["Bl"]]) == everything
+    # A forced suffix counts: the generated ids go on from it.
+    assert _ww_finite(WholeWords(WW_VOCAB, said, generic, [idx[" Tr"]]), []) == {"ail"}
+    # A row it would forbid entirely is left as it was.
+    blocked = torch.zeros(1, len(WW_VOCAB))
+    blocked[0, idx["ail"]] = float("-inf")
+    out = proc(torch.tensor([[idx[" Tr"]]]), blocked)
+    assert torch.equal(out, blocked)

@@ -395,3 +395,99 @@ class SectionGrammar(LogitsProcessor):
 
     def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
         return _apply_rule(self._rule, self.prefix, input_ids, scores)
+
+
+class WholeWords(LogitsProcessor):
+    """Logits processor: a word made of this video's own pieces is written whole, as its text
+    spells it.
+
+    A small copy head stitched names from fragments ("the Blrorailrail Bottle" for "the Trail
+    Bottle"): every piece is allowed (it is in the video's input) but the sequence of pieces is
+    not a word of it. A word here is a run of tokens where each one begins with a letter or digit
+    and the one before ends with one (byte-level BPE: no space between them). ``words``: the token
+    sequences of the video's text (its narration, as the LLM reads it and tokenized alone);
+    ``generic``: tokens of the caption vocabulary and the grammar, whose words stay free as before
+    (they are not this video's names).
+
+    - While the word so far holds a token not in ``generic``, it may only go on as a word of
+      ``words`` does, and it may only end where such a word ends.
+    - A word of generic tokens may go on with another generic token, or with a piece that makes
+      it the prefix of a word of ``words``.
+    A row whose every token this would forbid is left as it was (the other processors decide).
+    ``prefix``: ids already in the output before the generated ones (a forced suffix).
+    """
+
+    def __init__(
+        self,
+        decoded: list[str],
+        words: list[list[int]],
+        generic: torch.Tensor,
+        prefix: list[int] | None = None,
+    ) -> None:
+        v = len(decoded)
+        self.starts_alnum = torch.tensor([bool(t) and t[0].isalnum() for t in decoded])  # (V,)
+        self.ends_alnum = [bool(t) and t[-1].isalnum() for t in decoded]
+        self.generic = torch.zeros(v, dtype=torch.bool)
+        self.generic[generic[generic < v].long()] = True
+        self.prefix = list(prefix or [])
+        self.next: dict[tuple[int, ...], set[int]] = {}  # word prefix -> pieces that go on
+        self.complete: set[tuple[int, ...]] = set()
+        for seq in words:
+            for word in self._words(seq):
+                for k in range(1, len(word)):
+                    self.next.setdefault(tuple(word[:k]), set()).add(word[k])
+                self.next.setdefault(tuple(word), set())
+                self.complete.add(tuple(word))
+
+    def _glued(self, prev: int, nxt: int) -> bool:
+        return (
+            0 <= prev < len(self.ends_alnum)
+            and 0 <= nxt < len(self.ends_alnum)
+            and self.ends_alnum[prev]
+            and bool(self.starts_alnum[nxt])
+        )
+
+    def _words(self, seq: list[int]) -> list[list[int]]:
+        out: list[list[int]] = []
+        for i, t in enumerate(seq):
+            if i and self._glued(seq[i - 1], t):
+                out[-1].append(t)
+            else:
+                out.append([t])
+        return [w for w in out if w and 0 <= w[-1] < len(self.ends_alnum)]
+
+    def _current(self, ids: list[int]) -> tuple[int, ...] | None:
+        """The word the output ends in (it could go on), or None."""
+        if not ids or not (0 <= ids[-1] < len(self.ends_alnum)) or not self.ends_alnum[ids[-1]]:
+            return None
+        k = len(ids) - 1
+        while k > 0 and self._glued(ids[k - 1], ids[k]):
+            k -= 1
+        return tuple(ids[k:])
+
+    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+        rows = []
+        v = scores.shape[-1]
+        cont = self.starts_alnum[:v].to(scores.device)  # (V,): would glue onto a word
+        generic = self.generic[:v].to(scores.device)
+        for b in range(scores.shape[0]):
+            row = scores[b]
+            word = self._current(self.prefix + input_ids[b].tolist())
+            if word is None:
+                rows.append(row)
+                continue
+            ok = torch.zeros(v, dtype=torch.bool, device=scores.device)
+            nxt = [i for i in self.next.get(word, ()) if i < v]
+            ok[nxt] = True
+            if bool(generic[[i for i in word if i < v]].all()) and all(i < v for i in word):
+                banned = cont & ~generic & ~ok  # generic word: other pieces only into a word
+            elif word in self.next:
+                banned = cont & ~ok  # own word: only as the video spells it ...
+                if word not in self.complete:
+                    banned = banned | ~cont  # ... and no end before the word does
+            else:
+                rows.append(row)  # not a word of this video: nothing to follow
+                continue
+            out = row.masked_fill(banned, float("-inf"))
+            rows.append(out if bool(torch.isfinite(out).any()) else row)
+        return torch.stack(rows)

@@ -20,6 +20,7 @@ from hivid.models.decoding import (
     SectionGrammar,
     SpanGrammar,
     SpanTokens,
+    WholeWords,
     chapter_tokens,
     segment_break_ids,
     span_tokens,
@@ -51,6 +52,7 @@ def generate_chapters(
     chapter_share: float = CHAPTER_SHARE,
     stats: dict[str, Any] | None = None,
     constrained: bool = True,
+    whole_words: bool = True,
 ) -> tuple[str, list[dict[str, Any]]]:
     """Generate one video's narration -> (raw text, chapters in seconds).
 
@@ -69,7 +71,9 @@ def generate_chapters(
     names from what was said, never from another video remembered from training; no word
     token right after itself (``NoImmediateRepeat``); no token 4-gram twice in one title, summary
     or TCoT line (``NoRepeatInSegment``); the sections in the targets' order (``SectionGrammar``);
-    chapters that tile the frames read, one parseable line each (``ChapterGrammar``).
+    chapters that tile the frames read, one parseable line each (``ChapterGrammar``); a word
+    made of this video's own pieces written whole, as its narration spells it (``WholeWords``,
+    ``whole_words``).
     """
     model.eval()
     prepared = prepare_sample(sample, dataset_dir, tokenizer, model.input_spec(), with_target=False)
@@ -87,6 +91,8 @@ def generate_chapters(
     if constrained:
         ids_ok = allowed_token_ids(tokenizer, prepared, sample.get("asr") or ()).to(device)
         words, spans, breaks, marks = _vocab_rules(tokenizer)
+        own_words = video_words(tokenizer, prepared, sample.get("asr") or ())
+        generic = generic_token_ids(tokenizer)
 
         def rules(prefix: list[int]) -> LogitsProcessorList:
             out = [
@@ -103,6 +109,8 @@ def generate_chapters(
                             marks, spans, times, prefix, eos, MAX_TITLE_TOKENS, MAX_SUMMARY_TOKENS
                         )
                     )
+            if whole_words:  # last: it sees what the others left, and yields when it is all
+                out.append(WholeWords(_decoded(tokenizer), own_words, generic, prefix))
             return LogitsProcessorList(out)
 
         allowed = rules([])
@@ -133,6 +141,15 @@ def generate_chapters(
     return text, contiguous_chapters(chapters, duration)
 
 
+def _decoded(tokenizer: PreTrainedTokenizerBase) -> list[str]:
+    """Every token's text, decoded once per tokenizer object."""
+    cached = getattr(tokenizer, "_hivid_decoded", None)
+    if cached is None:
+        cached = tokenizer.batch_decode([[i] for i in range(len(tokenizer))])
+        tokenizer._hivid_decoded = cached  # type: ignore[attr-defined]
+    return cached  # type: ignore[no-any-return]
+
+
 def _vocab_rules(
     tokenizer: PreTrainedTokenizerBase,
 ) -> tuple[torch.Tensor, SpanTokens | None, torch.Tensor, ChapterTokens | None]:
@@ -141,7 +158,7 @@ def _vocab_rules(
     generated reuses them)."""
     cached = getattr(tokenizer, "_hivid_vocab_rules", None)
     if cached is None:
-        decoded = tokenizer.batch_decode([[i] for i in range(len(tokenizer))])
+        decoded = _decoded(tokenizer)
         cached = (
             word_token_ids(decoded),
             span_tokens(decoded),
@@ -168,6 +185,34 @@ GRAMMAR_TEXT = (
 )
 """Text whose tokens constrained decoding always allows: the target grammar's markers,
 brackets, separators, quotes and TCoT wording (``format_grounded_target``)."""
+
+
+def video_words(
+    tokenizer: PreTrainedTokenizerBase, prepared: Mapping[str, Any], asr: Any
+) -> list[list[int]]:
+    """The token sequences whose words ``WholeWords`` lets this video's names be written as: the
+    text the LLM reads (prompt, timestamps, narration), the compressor's ASR ids, and each
+    sentence tokenized alone, with and without a leading space."""
+    seqs = [
+        prepared["input_ids"][~prepared["visual_mask"]].tolist(),
+        prepared["asr_ids"].tolist(),
+    ]
+    for s in asr:
+        text = str(s["text"]).strip()
+        seqs.append(tokenizer.encode(" " + text, add_special_tokens=False))
+        seqs.append(tokenizer.encode(text, add_special_tokens=False))
+    return [[int(i) for i in seq] for seq in seqs]
+
+
+def generic_token_ids(tokenizer: PreTrainedTokenizerBase) -> torch.Tensor:
+    """Tokens of the grammar (``GRAMMAR_TEXT``) and the caption vocabulary: words of many
+    videos, which ``WholeWords`` leaves free."""
+    from hivid.models.tokenizer import caption_vocab
+
+    ids = set(tokenizer.encode(GRAMMAR_TEXT, add_special_tokens=False)) | set(
+        caption_vocab(tokenizer)
+    )
+    return torch.tensor(sorted(ids), dtype=torch.long)
 
 
 def allowed_token_ids(
