@@ -38,6 +38,18 @@ def batch_for(model: HiVidNarrator, tok: Any, data: Path, n: int = 2) -> dict[st
     return train_batch(model, tok, data, n)
 
 
+def context_of(b: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+    """(index of the first target token, the batch cut before it: what generation reads)."""
+    first = int((b["labels"][0] != IGNORE_INDEX).nonzero()[0])
+    n_tok = b["input_ids"].shape[1]
+    prompt = {
+        k: v[:, :first] if isinstance(v, torch.Tensor) and v.dim() == 2 and v.shape[1] == n_tok
+        else v
+        for k, v in b.items()
+    }  # fmt: skip
+    return first, prompt
+
+
 def copy_only(model: HiVidNarrator) -> None:
     """Gate fully on copying and uniform attention over the sources (query 0)."""
     assert model.copy_head is not None
@@ -199,13 +211,7 @@ def test_follow_decoding_scores_each_step_as_training_does(
     b = batch_for(model, tok, data, n=1)
     with torch.no_grad():
         logp = model(b).logits  # (K, V): row j predicts the j-th target token
-    first = int((b["labels"][0] != IGNORE_INDEX).nonzero()[0])
-    n_tok = b["input_ids"].shape[1]
-    prompt = {
-        k: v[:, :first] if isinstance(v, torch.Tensor) and v.dim() == 2 and v.shape[1] == n_tok
-        else v
-        for k, v in b.items()
-    }  # fmt: skip
+    first, prompt = context_of(b)
     eos, pad = int(tok.eos_token_id), int(tok.pad_token_id)
     for j in (0, 1, 5, 9):
         suffix = b["input_ids"][:, first : first + j]
@@ -232,13 +238,7 @@ def test_stage2_positions_decode_as_training_scores(
             model({k: v for k, v in b.items() if k != "position_ids"}).logits.float(), dim=-1
         )
     assert not torch.allclose(logp, flat, atol=1e-3)
-    first = int((b["labels"][0] != IGNORE_INDEX).nonzero()[0])
-    n_tok = b["input_ids"].shape[1]
-    prompt = {
-        k: v[:, :first] if isinstance(v, torch.Tensor) and v.dim() == 2 and v.shape[1] == n_tok
-        else v
-        for k, v in b.items()
-    }  # fmt: skip
+    first, prompt = context_of(b)
     eos, pad = int(tok.eos_token_id), int(tok.pad_token_id)
     seen: list[torch.Tensor] = []
 

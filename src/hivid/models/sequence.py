@@ -235,7 +235,7 @@ def encode_compressed_interleaved(
     start = 1 + len(_encode(tok, prompt))  # bos, prompt: where the context begins
     positions: list[list[int]] = [list(range(start, start + scene_tokens))]
     cursor = start + scene_tokens  # the next position of stage 1's layout, shifted by S
-    time_pos = cursor
+    time_pos, time = cursor, []
     for item in interleave(frame_times, asr):
         if item.kind == "time":  # stage 1's "<t=8.0s>": T_e(i) takes its time token's place
             full = _encode(tok, timestamp_text(frame_times[item.index]))
@@ -243,8 +243,7 @@ def encode_compressed_interleaved(
             at = full.index(time[0]) if len(time) == 1 and time[0] in full else len(full) // 2
             time_pos, cursor = cursor + at, cursor + len(full)
         elif item.kind == "frame":  # T_e(i) and H_event(i) replace "<t=...>" and V_i
-            time = _encode(tok, timestamp_text(frame_times[item.index])[3:-1])
-            if len(time) == 1:
+            if len(time) == 1:  # frame i's "8.0s", encoded at its "time" item just before
                 copies.append((len(context), time[0]))
             context.append(([vid] * tokens_per_frame, True))
             v, e = stage1_frame_tokens or 0, tokens_per_frame - 1
