@@ -4,11 +4,13 @@
 
     chapters.json   {"video_id", "model", "duration", "chapters": [{start, end, title, summary}],
                      "tcot": [...], "checks": {"chapters": counts, "tcot": counts}, "notes",
-                     "warnings", "asr": [{start, end, text}]}
+                     "warnings", "asr": [{start, end, text}], "correction"}
+                    (with --metadata, ASR items also hold text_raw, relevance, kept, corrections
+                    and "correction" counts them; the narrator reads only the kept ones)
     chapters.vtt    WebVTT chapters track (one cue per chapter: "title" then the summary)
     tcot.txt        the model's temporal chain of thought (the <think> part)
     raw.txt         the generated text as is
-    transcript.txt  the ASR sentences, one per line with their times
+    transcript.txt  the ASR sentences, one per line with their times (left-out ones marked)
     input.jsonl     the sample the model read (frame times + ASR), frames/<id>.npy beside it
 
 Generated chapters and TCoT steps are checked against the video's duration and ordering
@@ -19,7 +21,11 @@ is a warning in ``warnings``; `hivid narrate` then exits 2 unless ``--allow-empt
 
 Preprocessing is annotation-light: audio decoding and the configured ASR backend exactly as the
 annotate stage runs them (``hivid.annotate``), frames sampled exactly as the dataset stage does
-(``hivid.dataset.build``); no OCR, correction or chapter heuristics. The model is a saved narrator
+(``hivid.dataset.build``); no OCR or chapter heuristics. With the product's metadata
+(``metadata=``, `hivid narrate --metadata`) the ASR also goes through the annotate stage's
+correction (near-miss brand and product words corrected, irrelevant sentences left out), as in
+the narrator's training data; without it the ASR is read as transcribed, which a note says (the
+narrator then sees misheard product names it never saw in training). The model is a saved narrator
 directory, a stage output directory holding ``model/``, or an MLflow ``models:/`` URI.
 """
 
@@ -137,6 +143,7 @@ def narrate_video(
     root: Path | None = None,
     max_new_tokens: int | None = None,
     progress: Progress | None = None,
+    metadata: Path | None = None,
 ) -> dict[str, Any]:
     """Run preprocessing and the narrator on ``video``; write the outputs; return chapters.json."""
     from hivid.preconditions import MissingInputError, check_narrate
@@ -147,8 +154,11 @@ def narrate_video(
         raise NarrateError(str(exc)) from None
     from hivid.annotate.asr import make_asr_backend
     from hivid.annotate.config import AnnotateConfig
+    from hivid.annotate.resources import Models
+    from hivid.annotate.steps import correct_asr
     from hivid.config import load_section, read_params
     from hivid.data.decode import decode_audio
+    from hivid.data.ingest import MetadataError, load_metadata
     from hivid.dataset.build import DatasetConfig, _npy_bytes, _sample_frames
     from hivid.evaluation.checks import check_spans
     from hivid.models.narrator import load_narrator
@@ -157,6 +167,10 @@ def narrate_video(
     video = Path(video)
     if not video.is_file():
         raise NarrateError(f"{video}: no such video file")
+    try:
+        meta = load_metadata(Path(metadata)) if metadata is not None else None
+    except MetadataError as exc:
+        raise NarrateError(str(exc)) from None
     step = 0
 
     def tick(label: str) -> None:
@@ -189,6 +203,29 @@ def narrate_video(
             {"start": float(s["start"]), "end": float(s["end"]), "text": str(s["text"])}
             for s in result.segments
         ]
+    correction: dict[str, Any] | None = None
+    notes: list[str] = []
+    if meta is not None and segments:
+        res = correct_asr(ann_cfg.correction_cfg, Models(ann_cfg), segments, meta)
+        segments = res.segments
+        correction = {
+            "metadata": str(metadata),
+            "relevance_scorer": res.relevance_scorer,
+            "kept": sum(1 for s in segments if s["kept"]),
+            "dropped": sum(1 for s in segments if not s["kept"]),
+            "lexicon_changes": res.lexicon_changes,
+            "llm_changes": res.llm_changes,
+        }
+    elif meta is None and segments:
+        notes.append(
+            "no --metadata: the ASR is read as transcribed (the training data's ASR was "
+            "corrected and filtered against product metadata by the annotate stage)"
+        )
+    model_asr = [
+        {"start": s["start"], "end": s["end"], "text": s["text"]}
+        for s in segments
+        if s.get("kept", True)
+    ]
     tick("frames")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -206,7 +243,7 @@ def narrate_video(
             "duration": duration,
             "frame_times": times,
             "frames": rel,
-            "asr": segments,
+            "asr": model_asr,
             "tcot": [],
             "chapters": [],
         }
@@ -245,16 +282,22 @@ def narrate_video(
         "chapters": ch.kept,
         "tcot": tc.kept,
         "checks": {"chapters": ch.counts(), "tcot": tc.counts()},
-        "notes": ch.notes + tc.notes,
+        "notes": notes + ch.notes + tc.notes,
         "warnings": warnings,
         "asr": segments,
+        "correction": correction,
     }
     write_json(out_dir / "chapters.json", report)
     (out_dir / "chapters.vtt").write_text(webvtt_chapters(ch.kept), encoding="utf-8")
     (out_dir / "tcot.txt").write_text(tcot_text(text) + "\n", encoding="utf-8")
     (out_dir / "raw.txt").write_text(text + "\n", encoding="utf-8")
     (out_dir / "transcript.txt").write_text(
-        "".join(f"[{s['start']:.2f}-{s['end']:.2f} s] {s['text'].strip()}\n" for s in segments),
+        "".join(
+            f"[{s['start']:.2f}-{s['end']:.2f} s] {s['text'].strip()}"
+            + ("" if s.get("kept", True) else "  (left out: not about the product)")
+            + "\n"
+            for s in segments
+        ),
         encoding="utf-8",
     )
     if progress:

@@ -88,6 +88,54 @@ def test_narrate_cli_writes_chapters_vtt_tcot(demo_and_model: dict[str, Any]) ->
     assert sample["asr"] and sample["frame_times"][0] == pytest.approx(0.0, abs=0.6)
 
 
+def test_narrate_metadata_corrects_and_filters_the_asr_the_model_reads(
+    demo_and_model: dict[str, Any],
+) -> None:
+    """With --metadata the ASR goes through the annotate stage's correction, as in training: a
+    brand spelled one letter away from a word Whisper heard replaces that word in the model's
+    input; without it a note says the ASR is read as transcribed."""
+    from hivid.annotate.correction import STOP_WORDS
+    from hivid.cli import main
+
+    video, root = demo_and_model["video"], demo_and_model["root"]
+    common = ["--model", str(demo_and_model["stage_dir"]), "--max-new-tokens", "8",
+              "--params", str(ROOT / "params.yaml"), "--allow-empty"]  # fmt: skip
+    plain = CliRunner().invoke(main, ["narrate", str(video), "--out", str(root / "o1"), *common])
+    assert plain.exit_code == 0, plain.output
+    assert "no --metadata: the ASR is read as transcribed" in plain.output
+    heard = json.loads((root / "o1" / "chapters.json").read_text())["asr"]
+    meta = json.loads((root / "demo" / "metadata" / f"{video.stem}.json").read_text())
+    taken = set(json.dumps(meta).lower().replace('"', " ").split())  # words of metadata terms
+    word = next(
+        w
+        for s in heard
+        for w in str(s["text"]).split()
+        if w.isalpha() and len(w) >= 6 and w.lower() not in STOP_WORDS | taken
+    )
+    brand = word[:-1].capitalize() + ("q" if word[-1] != "q" else "z")
+    meta_path = root / "meta.json"
+    meta_path.write_text(json.dumps({**meta, "brand": brand}))
+    res = CliRunner().invoke(
+        main, ["narrate", str(video), "--out", str(root / "o2"), "--metadata", str(meta_path),
+               *common],
+    )  # fmt: skip
+    assert res.exit_code == 0, res.output
+    assert f"ASR checked against {meta_path}" in res.output and "no --metadata" not in res.output
+    report = json.loads((root / "o2" / "chapters.json").read_text())
+    assert report["correction"]["lexicon_changes"] >= 1
+    assert all("text_raw" in s and "kept" in s for s in report["asr"])
+    sample = json.loads((root / "o2" / "input.jsonl").read_text().splitlines()[0])
+    kept = [s for s in report["asr"] if s["kept"]]
+    assert sample["asr"] == [
+        {"start": s["start"], "end": s["end"], "text": s["text"]} for s in kept
+    ]
+    assert any(brand in s["text"] for s in sample["asr"])  # a sentence naming the brand is kept
+    bad = CliRunner().invoke(
+        main, ["narrate", str(video), "--metadata", str(root / "none.json"), *common]
+    )
+    assert bad.exit_code != 0 and "none.json: metadata file not found" in bad.output
+
+
 def _audio_only_copy(video: Path, dest: Path) -> Path:
     """The audio track of ``video`` alone in an .m4a (stream copy: the same narration)."""
     import av

@@ -55,7 +55,7 @@ from hivid.annotate.config import (
     CorrectionConfig,
     FramesConfig,
 )
-from hivid.annotate.correction import correct_segments
+from hivid.annotate.correction import CorrectionResult, correct_segments
 from hivid.annotate.frames import describe_frames
 from hivid.annotate.keys import SCHEMA_VERSION, cache_key, model_identities, step_keys
 from hivid.annotate.llm import LLMError
@@ -171,6 +171,26 @@ class FramesStep:
         return False
 
 
+def correct_asr(
+    cfg: CorrectionConfig, models: Models, segments: list[dict[str, Any]], metadata: dict[str, Any]
+) -> CorrectionResult:
+    """Relevance scores, kept flags and corrections of ASR ``segments`` against ``metadata``, as
+    configured: the annotate stage's correction, and `hivid narrate --metadata` (so the narrator
+    reads the same kind of ASR at inference as in its training data)."""
+    llm = models.llm if (cfg.llm_relevance or cfg.llm_correct) else None
+    return correct_segments(
+        segments,
+        metadata,
+        lexicon=cfg.lexicon_correction,
+        threshold=cfg.relevance_threshold,
+        relevance=models.relevance if segments else None,
+        llm=llm,
+        llm_relevance_on=cfg.llm_relevance,
+        llm_correct_on=cfg.llm_correct,
+        llm_max_edit_ratio=cfg.llm_max_edit_ratio,
+    )
+
+
 class CorrectionStep:
     """``correction``: relevance scores and kept flags, lexicon then LLM corrections."""
 
@@ -187,18 +207,7 @@ class CorrectionStep:
     def run(self, video: Video, record: Record) -> bool:
         cfg = self.cfg
         llm = self.models.llm if (cfg.llm_relevance or cfg.llm_correct) else None
-        raw = record["asr"]["segments"]
-        res = correct_segments(
-            raw,
-            video.metadata,
-            lexicon=cfg.lexicon_correction,
-            threshold=cfg.relevance_threshold,
-            relevance=self.models.relevance if raw else None,
-            llm=llm,
-            llm_relevance_on=cfg.llm_relevance,
-            llm_correct_on=cfg.llm_correct,
-            llm_max_edit_ratio=cfg.llm_max_edit_ratio,
-        )
+        res = correct_asr(cfg, self.models, record["asr"]["segments"], video.metadata)
         kept = sum(1 for s in res.segments if s["kept"])
         record["asr"] = {**record["asr"], "segments": res.segments}
         record["correction"] = {

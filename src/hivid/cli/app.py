@@ -295,6 +295,13 @@ def train(
 @click.option("--out", type=PATH, default=None, help="Default: outputs/narrate/<video stem>.")
 @click.option("--max-new-tokens", type=int, default=None, help="Default: evaluate.max_new_tokens.")
 @click.option(
+    "--metadata",
+    type=PATH,
+    default=None,
+    help="The product's metadata JSON (as in data/metadata/): the ASR is corrected and filtered "
+    "against it as the annotate stage does for the training data.",
+)
+@click.option(
     "--allow-empty",
     is_flag=True,
     help="Exit 0 even when no chapters are produced (default: exit 2, after writing the outputs).",
@@ -305,6 +312,7 @@ def narrate(
     model_ref: str,
     out: Path | None,
     max_new_tokens: int | None,
+    metadata: Path | None,
     allow_empty: bool,
     params: Path,
 ) -> None:
@@ -322,7 +330,7 @@ def narrate(
         r = guard(
             "narrate",
             lambda: narrate_video(
-                video, model_ref, out, params, project_root(), max_new_tokens, cb
+                video, model_ref, out, params, project_root(), max_new_tokens, cb, metadata
             ),
         )
     checks = r["checks"]["chapters"]
@@ -335,6 +343,18 @@ def narrate(
             else ""
         )
     )
+    corr = r["correction"]
+    if corr is not None:
+        click.echo(
+            f"  ASR checked against {corr['metadata']}: {corr['lexicon_changes']} words corrected, "
+            f"{corr['dropped']} of {corr['kept'] + corr['dropped']} sentences left out"
+        )
+    elif r["asr_segments"] and r["has_video"]:
+        click.echo(
+            "hivid narrate: note: no --metadata: the ASR is read as transcribed; the narrator "
+            "was trained on ASR corrected against product metadata",
+            err=True,
+        )
     for w in r["warnings"]:
         click.echo(f"hivid narrate: warning: {w}", err=True)
     if not r["chapters"] and not allow_empty:
