@@ -4,7 +4,7 @@
 
     chapters.json   {"video_id", "model", "duration", "chapters": [{start, end, title, summary}],
                      "tcot": [...], "checks": {"chapters": counts, "tcot": counts}, "notes",
-                     "warnings", "asr": [{start, end, text}], "correction"}
+                     "warnings", "asr": [{start, end, text}], "correction", "asr_note"}
                     (with --metadata, ASR items also hold text_raw, relevance, kept, corrections
                     and "correction" counts them; the narrator reads only the kept ones)
     chapters.vtt    WebVTT chapters track (one cue per chapter: "title" then the summary)
@@ -204,7 +204,7 @@ def narrate_video(
             for s in result.segments
         ]
     correction: dict[str, Any] | None = None
-    notes: list[str] = []
+    asr_note: str | None = None
     if meta is not None and segments:
         res = correct_asr(ann_cfg.correction_cfg, Models(ann_cfg), segments, meta)
         segments = res.segments
@@ -216,8 +216,8 @@ def narrate_video(
             "lexicon_changes": res.lexicon_changes,
             "llm_changes": res.llm_changes,
         }
-    elif meta is None and segments:
-        notes.append(
+    elif meta is None and segments and has_video:
+        asr_note = (
             "no --metadata: the ASR is read as transcribed (the training data's ASR was "
             "corrected and filtered against product metadata by the annotate stage)"
         )
@@ -282,10 +282,11 @@ def narrate_video(
         "chapters": ch.kept,
         "tcot": tc.kept,
         "checks": {"chapters": ch.counts(), "tcot": tc.counts()},
-        "notes": notes + ch.notes + tc.notes,
+        "notes": ([asr_note] if asr_note else []) + ch.notes + tc.notes,
         "warnings": warnings,
         "asr": segments,
         "correction": correction,
+        "asr_note": asr_note,
     }
     write_json(out_dir / "chapters.json", report)
     (out_dir / "chapters.vtt").write_text(webvtt_chapters(ch.kept), encoding="utf-8")

@@ -349,12 +349,8 @@ def narrate(
             f"  ASR checked against {corr['metadata']}: {corr['lexicon_changes']} words corrected, "
             f"{corr['dropped']} of {corr['kept'] + corr['dropped']} sentences left out"
         )
-    elif r["asr_segments"] and r["has_video"]:
-        click.echo(
-            "hivid narrate: note: no --metadata: the ASR is read as transcribed; the narrator "
-            "was trained on ASR corrected against product metadata",
-            err=True,
-        )
+    elif r["asr_note"]:
+        click.echo(f"hivid narrate: note: {r['asr_note']}", err=True)
     for w in r["warnings"]:
         click.echo(f"hivid narrate: warning: {w}", err=True)
     if not r["chapters"] and not allow_empty:
